@@ -1,0 +1,61 @@
+#pragma once
+// The state every task frame carries for cancellation and ownership. Internal.
+//
+// A *spawned* task (spawn, gather's children, wait_for's child, ...) owns a
+// task_node; a task that is simply awaited runs under its awaiter's node, so a
+// whole await chain shares one node and one cancellation state, like one
+// asyncio Task. Leaf operations (a sleep, a ring read, a semaphore wait)
+// register a cancel_hook in the node while they are suspended; cancel() fires it.
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+
+namespace coring {
+class event_loop;
+}
+
+namespace coring::detail {
+
+/// Something a task is suspended in that can be told to give up at once.
+/// `fire` must make the suspended coroutine ready (soon, not necessarily now).
+struct cancel_hook {
+  void (*fire)(cancel_hook* self) noexcept = nullptr;
+};
+
+struct promise_base;
+
+/// Told when a spawned task ends; returns the coroutine to transfer to
+/// (std::noop_coroutine() for none). Runs on the loop thread inside the
+/// task's final suspend: it must not destroy the finished frame.
+using done_callback = std::coroutine_handle<> (*)(void* ctx, promise_base& finished) noexcept;
+
+struct task_node {
+  cancel_hook* leaf = nullptr;        // the cancellable operation the task is suspended in, if any
+  done_callback on_done = nullptr;    // who is told when the task ends (null: nobody waits yet)
+  void* on_done_ctx = nullptr;        // argument for on_done
+  task_node* prev = nullptr;          // neighbours in the owning loop's list of live tasks
+  task_node* next = nullptr;
+  const char* name = nullptr;         // for diagnostics; static storage, may be null
+  bool cancel_requested = false;      // cancel() was called and not yet delivered as coring::cancelled
+  bool done = false;                  // the body has ended; a value or an error is stored
+  bool detached = false;              // no owner: the frame frees itself when it ends
+  bool ended_cancelled = false;       // the body ended by coring::cancelled
+  bool retrieved = false;             // the result was taken (or the task was cancelled by its owner)
+};
+
+/// Asks the task to stop at its next (or current) suspension point.
+/// Idempotent; a finished task is left alone.
+inline void request_cancel(task_node& n) noexcept {
+  if (n.done) return;
+  n.cancel_requested = true;
+  if (cancel_hook* leaf = n.leaf) {
+    n.leaf = nullptr;
+    leaf->fire(leaf);
+  }
+}
+
+/// If cancellation is pending on `n`, consumes it and throws coring::cancelled.
+void throw_if_cancel_requested(task_node* n);
+
+}  // namespace coring::detail

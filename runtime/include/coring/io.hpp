@@ -1,0 +1,84 @@
+#pragma once
+// I/O on file descriptors through the ring: pipes, files, eventfds, sockets.
+//
+//   std::array<std::byte, 4096> buf;
+//   std::size_t n = co_await coring::read_some(fd, buf);   // 0 = end of stream
+//   co_await coring::write_some(fd, std::as_bytes(std::span(text)));
+//   co_await coring::wait_readable(fd);
+//
+// Each awaiter is one SQE whose user_data is the awaiter itself, living in the
+// awaiting coroutine's frame: no allocation per operation.
+
+#include <coring/detail/ring_operation.hpp>
+#include <coring/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace coring {
+
+/// Awaiter of read_some(): gives the number of bytes read (0 at end of stream).
+class read_operation : public detail::ring_operation {
+ public:
+  read_operation(int fd, std::span<std::byte> buffer, std::uint64_t offset) noexcept;
+  /// **Errors:** io_error naming the fd.
+  std::size_t await_resume();
+
+ private:
+  static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  int fd_;                       // where from
+  std::span<std::byte> buffer_;  // where to; owned by the caller, kept alive by the awaiting frame
+  std::uint64_t offset_;         // file offset, or ~0 for "current position" (pipes, sockets)
+};
+
+/// Awaiter of write_some(): gives the number of bytes written.
+class write_operation : public detail::ring_operation {
+ public:
+  write_operation(int fd, std::span<const std::byte> data, std::uint64_t offset) noexcept;
+  /// **Errors:** io_error naming the fd (EPIPE is an error, never a signal).
+  std::size_t await_resume();
+
+ private:
+  static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  int fd_;                           // where to
+  std::span<const std::byte> data_;  // what; owned by the caller
+  std::uint64_t offset_;             // file offset, or ~0 for "current position"
+};
+
+/// Awaiter of wait_readable() / wait_writable(): gives the poll revents.
+class poll_operation : public detail::ring_operation {
+ public:
+  poll_operation(int fd, unsigned events) noexcept;
+  /// **Errors:** io_error naming the fd.
+  unsigned await_resume();
+
+ private:
+  static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  int fd_;           // what to watch
+  unsigned events_;  // POLLIN / POLLOUT mask
+};
+
+/// Reads at most buffer.size() bytes from `fd` (at `offset` for files).
+/// **Cancellation:** the read is cancelled in the ring (nothing is consumed
+/// if it had not completed) and the task gets coring::cancelled.
+/// **Errors:** io_error("read from fd N: ...").
+/// **Requires:** `buffer` outlives the operation (it does when it is in the awaiting frame).
+[[nodiscard]] inline read_operation read_some(int fd, std::span<std::byte> buffer,
+                                              std::uint64_t offset = ~std::uint64_t{0}) noexcept {
+  return {fd, buffer, offset};
+}
+
+/// Writes at most data.size() bytes to `fd`. **Cancellation/Errors:** as read_some.
+[[nodiscard]] inline write_operation write_some(int fd, std::span<const std::byte> data,
+                                                std::uint64_t offset = ~std::uint64_t{0}) noexcept {
+  return {fd, data, offset};
+}
+
+/// Waits until `fd` is readable (or has hung up). **Cancellation:** the poll is removed.
+[[nodiscard]] poll_operation wait_readable(int fd) noexcept;
+/// Waits until `fd` is writable. **Cancellation:** the poll is removed.
+[[nodiscard]] poll_operation wait_writable(int fd) noexcept;
+
+}  // namespace coring

@@ -1,0 +1,106 @@
+#pragma once
+// sleep_for / sleep_until / yield: suspend the current task for a while.
+//
+//   co_await coring::sleep_for(100ms);
+//   co_await coring::sleep_until(deadline);
+//   co_await coring::yield();        // let every other ready task run once
+//
+// Deadlines live in the loop's timer heap in user space, not one ring timeout
+// each: a million concurrent sleeps cost a heap entry and their frames.
+
+#include <coring/detail/task_node.hpp>
+#include <coring/detail/timer_node.hpp>
+#include <coring/event_loop.hpp>
+
+#include <chrono>
+#include <coroutine>
+
+namespace coring {
+
+/// The clock of every deadline in coring.
+using clock = std::chrono::steady_clock;
+
+/// Awaiter of sleep_for / sleep_until.
+class sleep_operation : detail::timer_node, detail::cancel_hook {
+ public:
+  explicit sleep_operation(clock::time_point deadline) noexcept
+      : detail::timer_node{deadline.time_since_epoch().count() > 0
+                               ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     deadline.time_since_epoch()).count()
+                               : 0,
+                           &on_fire},
+        detail::cancel_hook{&on_cancel} {}
+
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    node_ = detail::node_of(h);
+    if (node_ && node_->cancel_requested) return false;
+    handle_ = h;
+    loop_ = event_loop::current();
+    CORING_ASSERT(loop_, "coring::sleep needs an event loop on this thread");
+    loop_->add_timer(*this);
+    if (node_) node_->leaf = this;
+    return true;
+  }
+  void await_resume() {
+    if (node_ && node_->cancel_requested && !expired_) detail::throw_if_cancel_requested(node_);
+  }
+
+ private:
+  static void on_fire(detail::timer_node* t) noexcept {
+    auto* self = static_cast<sleep_operation*>(t);
+    self->expired_ = true;
+    if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
+    self->loop_->schedule(self->handle_);
+  }
+  static void on_cancel(detail::cancel_hook* c) noexcept {
+    auto* self = static_cast<sleep_operation*>(c);
+    self->loop_->remove_timer(*self);
+    self->loop_->schedule(self->handle_);
+  }
+
+  std::coroutine_handle<> handle_;     // the sleeping coroutine
+  event_loop* loop_ = nullptr;         // whose timer heap holds us
+  detail::task_node* node_ = nullptr;  // cancellation state of the sleeper
+  bool expired_ = false;               // the deadline passed (not cancelled)
+};
+
+/// Suspends the current task until `deadline` (at once if it has passed,
+/// though still through the loop).
+/// **Cancellation:** ends at once with coring::cancelled; the timer is removed.
+[[nodiscard]] inline sleep_operation sleep_until(clock::time_point deadline) noexcept {
+  return sleep_operation(deadline);
+}
+
+/// Suspends the current task for `d` (asyncio.sleep).
+/// **Cancellation:** as sleep_until.
+template <class Rep, class Period>
+[[nodiscard]] sleep_operation sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+  return sleep_operation(clock::now() + std::chrono::ceil<clock::duration>(d));
+}
+
+/// Awaiter of yield().
+class yield_operation {
+ public:
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  void await_suspend(std::coroutine_handle<P> h) {
+    node_ = detail::node_of(h);
+    event_loop* loop = event_loop::current();
+    CORING_ASSERT(loop, "coring::yield needs an event loop on this thread");
+    loop->schedule(h);
+  }
+  void await_resume() {
+    if (node_ && node_->cancel_requested) detail::throw_if_cancel_requested(node_);
+  }
+
+ private:
+  detail::task_node* node_ = nullptr;  // cancellation state of the yielder
+};
+
+/// Lets every other ready task run before this one goes on (asyncio.sleep(0)).
+/// **Cancellation:** a pending cancellation is delivered here.
+[[nodiscard]] inline yield_operation yield() noexcept { return {}; }
+
+}  // namespace coring

@@ -1,0 +1,455 @@
+#include <coring/event_loop.hpp>
+
+#include <coring/detail/inbox.hpp>
+#include <coring/detail/ring_operation.hpp>
+#include <coring/error.hpp>
+
+#include "loop_core.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <poll.h>
+
+namespace coring {
+
+namespace {
+thread_local event_loop* tl_current = nullptr;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Creates the ring with the cheapest flags the kernel accepts (see
+// shared/design/offload.md: SINGLE_ISSUER|DEFER_TASKRUN needs 6.1; COOP_TASKRUN 5.19).
+unsigned setup_ring(io_uring& ring, unsigned entries) {
+  const unsigned candidates[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      0,
+  };
+  int err = 0;
+  for (unsigned flags : candidates) {
+    io_uring_params p{};
+    p.flags = flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;  // room for bursts of completions beyond the SQ size
+    err = io_uring_queue_init_params(entries, &ring, &p);
+    if (err == 0) return flags;
+    if (err != -EINVAL) break;
+  }
+  throw io_error(-err, "event_loop: creating an io_uring with " + std::to_string(entries) + " entries");
+}
+
+// Runs a posted std::function on the loop.
+struct posted_function : detail::inbox_item {
+  std::function<void()> fn;
+  static void run_it(detail::inbox_item* self, bool alive) noexcept {
+    auto* p = static_cast<posted_function*>(self);
+    if (alive) {
+      try {
+        p->fn();
+      } catch (...) {
+        if (event_loop* loop = event_loop::current()) loop->report(std::current_exception(), "posted function");
+      }
+    }
+    delete p;
+  }
+};
+
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (const cancelled& c) {
+    return c.what();
+  } catch (...) {
+    return "an exception of a type not derived from std::exception";
+  }
+}
+
+// Sets the thread's current loop for a scope.
+struct current_scope {
+  event_loop* saved;
+  explicit current_scope(event_loop* l) noexcept : saved(tl_current) { tl_current = l; }
+  ~current_scope() { tl_current = saved; }
+};
+}  // namespace
+
+// ---------------------------------------------------------------- timer heap
+
+void detail::loop_core::heap_push(timer_node& t) {
+  heap.push_back({});
+  sift_up(heap.size() - 1, {t.deadline_ns, &t});
+}
+
+void detail::loop_core::heap_remove(timer_node& t) noexcept {
+  std::size_t i = t.heap_index;
+  if (i == timer_node::not_queued) return;
+  t.heap_index = timer_node::not_queued;
+  timer_entry last = heap.back();
+  heap.pop_back();
+  if (i == heap.size()) return;
+  if (i > 0 && last.deadline_ns < heap[(i - 1) / 2].deadline_ns) {
+    sift_up(i, last);
+  } else {
+    sift_down(i, last);
+  }
+}
+
+detail::timer_node* detail::loop_core::heap_pop() noexcept {
+  timer_node* top = heap.front().node;
+  top->heap_index = timer_node::not_queued;
+  timer_entry last = heap.back();
+  heap.pop_back();
+  if (!heap.empty()) sift_down(0, last);
+  return top;
+}
+
+void detail::loop_core::sift_up(std::size_t i, timer_entry e) noexcept {
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (heap[parent].deadline_ns <= e.deadline_ns) break;
+    place(i, heap[parent]);
+    i = parent;
+  }
+  place(i, e);
+}
+
+void detail::loop_core::sift_down(std::size_t i, timer_entry e) noexcept {
+  const std::size_t n = heap.size();
+  for (;;) {
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap[child + 1].deadline_ns < heap[child].deadline_ns) ++child;
+    if (e.deadline_ns <= heap[child].deadline_ns) break;
+    place(i, heap[child]);
+    i = child;
+  }
+  place(i, e);
+}
+
+// ---------------------------------------------------------------- the loop
+
+event_loop::event_loop() : event_loop(options{}) {}
+
+event_loop::event_loop(const options& opts) : core_(std::make_unique<detail::loop_core>()) {
+  core_->setup_flags = setup_ring(core_->ring, opts.ring_entries);
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) {
+    int err = errno;
+    io_uring_queue_exit(&core_->ring);
+    throw io_error(err, "event_loop: creating its wake-up eventfd");
+  }
+  inbox_ = std::make_shared<detail::inbox>(efd);
+  core_->efd_completion.complete = [](detail::completion*, int, unsigned) noexcept {
+    // The eventfd became readable: empty its counter; the loop re-arms the
+    // poll the next time it parks.
+    event_loop* self = tl_current;
+    std::uint64_t value;
+    [[maybe_unused]] ssize_t r = ::read(self->inbox_->fd(), &value, sizeof value);
+    self->core_->efd_armed = false;
+  };
+  live_.prev = live_.next = &live_;
+  previous_current_ = tl_current;
+  if (!tl_current) tl_current = this;
+}
+
+event_loop::~event_loop() {
+  {
+    current_scope scope(this);
+    cancel_all_and_drain();
+  }
+  auto& c = *core_;
+  if (c.efd_armed) {
+    // The poll holds no buffer, but wait for it anyway so that nothing of
+    // ours is left in the ring when it closes.
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&c.ring)) {
+      io_uring_prep_poll_remove(sqe, reinterpret_cast<std::uint64_t>(&c.efd_completion));
+      io_uring_sqe_set_data64(sqe, 0);
+      io_uring_submit_and_wait(&c.ring, 1);
+    }
+  }
+  inbox_->close();
+  io_uring_queue_exit(&c.ring);
+  if (tl_current == this) tl_current = previous_current_;
+}
+
+event_loop* event_loop::current() noexcept { return tl_current; }
+
+int event_loop::fd() const noexcept { return core_->ring.ring_fd; }
+
+unsigned event_loop::setup_flags() const noexcept { return core_->setup_flags; }
+
+void event_loop::set_exception_handler(exception_handler handler) { on_error_ = std::move(handler); }
+
+std::optional<std::chrono::nanoseconds> event_loop::next_timeout() const {
+  if (!ready_.empty() || inbox_->has_items()) return std::chrono::nanoseconds::zero();
+  if (core_->heap.empty()) return std::nullopt;
+  std::int64_t left = core_->heap.front().deadline_ns - now_ns();
+  return std::chrono::nanoseconds(left > 0 ? left : 0);
+}
+
+void event_loop::post(std::function<void()> fn) {
+  auto* item = new posted_function;
+  item->fn = std::move(fn);
+  item->run = &posted_function::run_it;
+  if (!inbox_->push(item)) delete item;
+}
+
+void event_loop::add_timer(detail::timer_node& t) { core_->heap_push(t); }
+
+void event_loop::remove_timer(detail::timer_node& t) noexcept { core_->heap_remove(t); }
+
+namespace {
+io_uring_sqe* get_sqe(io_uring& ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  if (!sqe) {
+    // The SQ is full: hand what we have to the kernel and take a fresh slot.
+    int r = io_uring_submit(&ring);
+    if (r < 0 && r != -EBUSY && r != -EAGAIN) throw io_error(-r, "event_loop: submitting to the ring");
+    sqe = io_uring_get_sqe(&ring);
+    if (!sqe) throw io_error(EBUSY, "event_loop: the submission queue stays full");
+  }
+  return sqe;
+}
+}  // namespace
+
+void event_loop::submit(detail::ring_operation& op) {
+  io_uring_sqe* sqe = get_sqe(core_->ring);
+  op.prepare(sqe);
+  io_uring_sqe_set_data(sqe, static_cast<detail::completion*>(&op));
+  ++core_->in_flight;
+}
+
+void event_loop::submit_cancel(detail::ring_operation& op) {
+  io_uring_sqe* sqe;
+  try {
+    sqe = get_sqe(core_->ring);
+  } catch (...) {
+    return;  // the operation will still complete by itself; nothing leaks
+  }
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<detail::completion*>(&op)), 0);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void event_loop::adopt(detail::task_node& n) noexcept {
+  n.prev = live_.prev;
+  n.next = &live_;
+  live_.prev->next = &n;
+  live_.prev = &n;
+  ++live_count_;
+  if (draining_) detail::request_cancel(n);
+}
+
+void event_loop::forget(detail::task_node& n) noexcept {
+  if (!n.next) return;
+  n.prev->next = n.next;
+  n.next->prev = n.prev;
+  n.prev = n.next = nullptr;
+  --live_count_;
+}
+
+void event_loop::report(std::exception_ptr error, const char* task_name) noexcept {
+  const char* name = task_name ? task_name : "unnamed task";
+  if (on_error_) {
+    try {
+      on_error_(error, name);
+      return;
+    } catch (...) {
+      std::fprintf(stderr, "coring: the exception handler threw; reporting to stderr\n");
+    }
+  }
+  std::string what = describe(error);
+  std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved: %s\n", name, what.c_str());
+}
+
+void event_loop::drain_inbox() noexcept {
+  for (detail::inbox_item* item = inbox_->take_all(); item;) {
+    detail::inbox_item* next = item->next;
+    item->run(item, true);
+    item = next;
+  }
+}
+
+void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
+  CORING_ASSERT(!running_, "an event loop step started while one is running (re-entrant run?)");
+  running_ = true;
+  struct running_reset {
+    bool& flag;
+    ~running_reset() { flag = false; }
+  } reset{running_};
+  current_scope scope(this);
+  ++stats_.steps;
+
+  // 1. Resume what was ready when the step began; what they make ready waits
+  //    for the next step, so that I/O and timers are not starved.
+  for (std::size_t n = ready_.size(); n != 0; --n) ready_.pop().resume();
+  if (inbox_->has_items()) drain_inbox();
+
+  // 2. Talk to the kernel: submit and reap; block only when nothing is ready.
+  auto& c = *core_;
+  io_uring& ring = c.ring;
+  std::int64_t wait_ns = 0;
+  if (may_block && ready_.empty() && !stop_requested_) {
+    wait_ns = max_wait_ns;  // -1: no limit
+    if (!c.heap.empty()) {
+      std::int64_t left = c.heap.front().deadline_ns - now_ns();
+      if (left < 0) left = 0;
+      if (wait_ns < 0 || left < wait_ns) wait_ns = left;
+    }
+  }
+  if (wait_ns != 0) {
+    if (!c.efd_armed) {
+      io_uring_sqe* sqe = get_sqe(ring);
+      io_uring_prep_poll_add(sqe, inbox_->fd(), POLLIN);
+      io_uring_sqe_set_data(sqe, &c.efd_completion);
+      c.efd_armed = true;
+    }
+    if (inbox_->try_park()) {
+      ++stats_.blocking_waits;
+      io_uring_cqe* cqe = nullptr;
+      int r;
+      if (wait_ns < 0) {
+        r = io_uring_submit_and_wait(&ring, 1);
+      } else {
+        __kernel_timespec ts{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
+        r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nullptr);
+      }
+      inbox_->unpark();
+      if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+        throw io_error(-r, "event_loop: waiting for completions");
+    } else {
+      io_uring_submit_and_get_events(&ring);
+    }
+    c.busy_steps = 0;
+  } else if (io_uring_sq_ready(&ring) != 0 || (c.in_flight != 0 && ++c.busy_steps >= 16) ||
+             (!may_block && c.in_flight != 0)) {
+    // With DEFER_TASKRUN completions are only posted when we enter the
+    // kernel; while coroutines keep us busy, do so every 16 steps at least.
+    io_uring_submit_and_get_events(&ring);
+    c.busy_steps = 0;
+  }
+
+  unsigned head, seen = 0;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(&ring, head, cqe) {
+    ++seen;
+    std::uint64_t ud = cqe->user_data;
+    if (ud == 0 || ud == LIBURING_UDATA_TIMEOUT) continue;
+    auto* comp = reinterpret_cast<detail::completion*>(ud);
+    if (comp != &c.efd_completion && !(cqe->flags & IORING_CQE_F_MORE)) --c.in_flight;
+    comp->complete(comp, cqe->res, cqe->flags);
+  }
+  io_uring_cq_advance(&ring, seen);
+  stats_.completions += seen;
+
+  // 3. Timers.
+  if (!c.heap.empty()) {
+    std::int64_t now = now_ns();
+    while (!c.heap.empty() && c.heap.front().deadline_ns <= now) {
+      detail::timer_node* t = c.heap_pop();
+      t->fire(t);
+    }
+  }
+  if (inbox_->has_items()) drain_inbox();
+  stats_.wakeups = inbox_->wakeups();
+}
+
+bool event_loop::run_once(std::chrono::nanoseconds max_wait) {
+  step(max_wait.count() != 0, max_wait.count() < 0 ? -1 : max_wait.count());
+  return !ready_.empty() || live_count_ != 0 || !core_->heap.empty() || core_->in_flight != 0;
+}
+
+void event_loop::run_forever() {
+  stop_requested_ = false;
+  while (!stop_requested_) step(true, -1);
+  stop_requested_ = false;
+}
+
+void event_loop::cancel_all_and_drain() {
+  draining_ = true;
+  for (detail::task_node* n = live_.next; n != &live_; n = n->next) detail::request_cancel(*n);
+  while (live_count_ != 0 || !ready_.empty()) {
+    bool progress_possible = !ready_.empty() || core_->in_flight != 0 || !core_->heap.empty() ||
+                             inbox_->has_items();
+    if (!progress_possible) {
+      std::fprintf(stderr, "coring: %zu task(s) could not be cancelled at loop shutdown; their frames are leaked\n",
+                   live_count_);
+      break;
+    }
+    step(true, -1);
+  }
+  draining_ = false;
+}
+
+// ---------------------------------------------------------------- inbox
+
+namespace detail {
+
+inbox::~inbox() { ::close(efd_); }
+
+bool inbox::push(inbox_item* item) noexcept {
+  inbox_item* h = head_.load(std::memory_order_relaxed);
+  do {
+    if (h == closed_marker()) return false;
+    item->next = h;
+  } while (!head_.compare_exchange_weak(h, item, std::memory_order_seq_cst, std::memory_order_relaxed));
+  // seq_cst with try_park's CAS and re-check (a Dekker pair): either we see
+  // PARKED and write, or the loop sees our item and does not block.
+  if (park_.load(std::memory_order_seq_cst) != notified &&
+      park_.exchange(notified, std::memory_order_seq_cst) == parked) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(efd_, &one, sizeof one);
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+inbox_item* inbox::take_all() noexcept {
+  inbox_item* h = head_.load(std::memory_order_relaxed);
+  if (h == nullptr || h == closed_marker()) return nullptr;
+  h = head_.exchange(nullptr, std::memory_order_acquire);
+  if (h == closed_marker()) {  // closed meanwhile: leave the marker in place
+    head_.store(closed_marker(), std::memory_order_release);
+    return nullptr;
+  }
+  inbox_item* fifo = nullptr;
+  while (h) {
+    inbox_item* next = h->next;
+    h->next = fifo;
+    fifo = h;
+    h = next;
+  }
+  return fifo;
+}
+
+bool inbox::try_park() noexcept {
+  int expected = empty;
+  if (!park_.compare_exchange_strong(expected, parked, std::memory_order_seq_cst)) {
+    park_.store(empty, std::memory_order_seq_cst);
+    return false;
+  }
+  inbox_item* h = head_.load(std::memory_order_seq_cst);
+  if (h != nullptr && h != closed_marker()) {
+    park_.store(empty, std::memory_order_seq_cst);
+    return false;
+  }
+  return true;
+}
+
+void inbox::close() noexcept {
+  inbox_item* h = head_.exchange(closed_marker(), std::memory_order_acq_rel);
+  while (h && h != closed_marker()) {
+    inbox_item* next = h->next;
+    h->run(h, false);
+    h = next;
+  }
+}
+
+}  // namespace detail
+}  // namespace coring

@@ -1,0 +1,54 @@
+#include <coring/io.hpp>
+
+#include <liburing.h>
+#include <poll.h>
+
+#include <string>
+
+namespace coring {
+
+read_operation::read_operation(int fd, std::span<std::byte> buffer, std::uint64_t offset) noexcept
+    : ring_operation(&prep), fd_(fd), buffer_(buffer), offset_(offset) {}
+
+void read_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
+  auto& self = static_cast<const read_operation&>(op);
+  io_uring_prep_read(sqe, self.fd_, self.buffer_.data(), static_cast<unsigned>(self.buffer_.size()), self.offset_);
+}
+
+std::size_t read_operation::await_resume() {
+  int r = result();
+  if (r < 0) throw io_error(-r, "read from fd " + std::to_string(fd_));
+  return static_cast<std::size_t>(r);
+}
+
+write_operation::write_operation(int fd, std::span<const std::byte> data, std::uint64_t offset) noexcept
+    : ring_operation(&prep), fd_(fd), data_(data), offset_(offset) {}
+
+void write_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
+  auto& self = static_cast<const write_operation&>(op);
+  io_uring_prep_write(sqe, self.fd_, self.data_.data(), static_cast<unsigned>(self.data_.size()), self.offset_);
+}
+
+std::size_t write_operation::await_resume() {
+  int r = result();
+  if (r < 0) throw io_error(-r, "write to fd " + std::to_string(fd_));
+  return static_cast<std::size_t>(r);
+}
+
+poll_operation::poll_operation(int fd, unsigned events) noexcept : ring_operation(&prep), fd_(fd), events_(events) {}
+
+void poll_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
+  auto& self = static_cast<const poll_operation&>(op);
+  io_uring_prep_poll_add(sqe, self.fd_, self.events_);
+}
+
+unsigned poll_operation::await_resume() {
+  int r = result();
+  if (r < 0) throw io_error(-r, "poll of fd " + std::to_string(fd_));
+  return static_cast<unsigned>(r);
+}
+
+poll_operation wait_readable(int fd) noexcept { return {fd, POLLIN}; }
+poll_operation wait_writable(int fd) noexcept { return {fd, POLLOUT}; }
+
+}  // namespace coring
