@@ -105,6 +105,8 @@ class event_loop {
   [[nodiscard]] unsigned setup_flags() const noexcept;
   /// Counters since creation.
   [[nodiscard]] const statistics& stats() const noexcept { return stats_; }
+  /// True while a run step of this loop is executing (on its thread).
+  [[nodiscard]] bool running() const noexcept { return running_; }
   /// Spawned tasks that have not ended yet.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return live_count_; }
 

@@ -1,0 +1,18 @@
+#pragma once
+// The whole runtime in one include, for applications and examples. coring's
+// own headers never include this; include what you use there.
+
+#include <coring/as_completed.hpp>
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/future.hpp>
+#include <coring/gather.hpp>
+#include <coring/io.hpp>
+#include <coring/outcome.hpp>
+#include <coring/serialize.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/task.hpp>
+#include <coring/task_group.hpp>
+#include <coring/wait_for.hpp>
+#include <coring/when_any.hpp>

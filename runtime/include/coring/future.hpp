@@ -1,0 +1,259 @@
+#pragma once
+// future<T>: the result of a job that runs on another thread or process,
+// usable both from coroutines and from plain threads (concurrent.futures).
+//
+//   coring::future<int> f = pool.submit(work, 21);
+//   int v = co_await f;            // in a coroutine: resumes on its own loop's thread
+//   int w = f2.get();              // in plain code: blocks
+//   if (f3.cancel()) { ... }       // a job that has not started never runs
+//
+// The executor owns the producing side through detail::future_state<T>;
+// future<T> is the single consumer (move-only, like std::future).
+
+#include <coring/detail/assert.hpp>
+#include <coring/detail/inbox.hpp>
+#include <coring/detail/task_node.hpp>
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace coring {
+
+namespace detail {
+
+/// Shared state of a job: its stage, its error, and who waits for it.
+/// Reference-counted: the future holds one reference, the executor another.
+class future_state_base {
+ public:
+  /// Where a job is.
+  enum class stage : std::uint8_t { pending, running, done };
+
+  /// A coroutine waiting for the job; lives in the awaiting frame. On
+  /// completion it is pushed into its loop's inbox and resumed there.
+  struct waiter : inbox_item {
+    std::coroutine_handle<> handle;  // the awaiting coroutine
+    std::shared_ptr<inbox> box;      // its loop's inbox
+    task_node* node = nullptr;       // its cancellation state
+    cancel_hook* hook = nullptr;     // registered in node->leaf while waiting
+  };
+
+  future_state_base() = default;
+  future_state_base(const future_state_base&) = delete;
+  future_state_base& operator=(const future_state_base&) = delete;
+  virtual ~future_state_base() = default;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // ---- executor side ----
+  /// pending → running. False if the job was cancelled: then it must not run.
+  bool start() noexcept;
+  /// The value or error is stored: → done; wakes blocked threads and the awaiting coroutine.
+  void finish() noexcept;
+  /// Stores `e` and finishes.
+  void fail(std::exception_ptr e) noexcept {
+    error_ = std::move(e);
+    finish();
+  }
+  /// Lets the executor react when a running job is cancelled (a process
+  /// pool kills the worker). Set before the job is published.
+  void on_cancel_running(void (*fn)(future_state_base*, void*) noexcept, void* ctx) noexcept {
+    cancel_running_ = fn;
+    cancel_ctx_ = ctx;
+  }
+
+  // ---- consumer side ----
+  /// A pending job will never run (its result becomes coring::cancelled):
+  /// true. A running job: the executor's cancel-running hook is called (if
+  /// any) and false is returned. A finished job: false.
+  bool cancel() noexcept;
+  [[nodiscard]] bool ready() const noexcept { return stage_.load(std::memory_order_acquire) == stage::done; }
+  [[nodiscard]] stage current_stage() const noexcept { return stage_.load(std::memory_order_acquire); }
+  void wait();
+  bool wait_until(std::chrono::steady_clock::time_point deadline);
+  /// Registers the awaiting coroutine. False if the job is already done.
+  bool attach(waiter* w) noexcept;
+  /// Takes the waiter back. False if delivery has already begun (its
+  /// inbox item will run).
+  bool detach(waiter* w) noexcept;
+
+  std::exception_ptr error_;  // what the job threw (or cancelled)
+
+ private:
+  std::atomic<int> refs_{2};                     // the future and the executor
+  std::atomic<stage> stage_{stage::pending};     // written under m_, read lock-free
+  std::mutex m_;                                 // guards the transitions, waiter_ and sleepers_
+  std::condition_variable cv_;                   // for blocked threads (get / wait)
+  waiter* waiter_ = nullptr;                     // the awaiting coroutine, if any
+  int sleepers_ = 0;                             // threads blocked in wait / wait_until
+  void (*cancel_running_)(future_state_base*, void*) noexcept = nullptr;  // executor's hook
+  void* cancel_ctx_ = nullptr;                   // its argument
+};
+
+template <class T>
+class future_state : public future_state_base {
+ public:
+  /// Stores the job's value (then call finish()).
+  template <class... A>
+  void set_value(A&&... a) {
+    value_.emplace(std::forward<A>(a)...);
+  }
+  T take() {
+    if (error_) std::rethrow_exception(error_);
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;  // the job's value, once done without error
+};
+
+template <>
+class future_state<void> : public future_state_base {
+ public:
+  void set_value() noexcept {}
+  void take() {
+    if (error_) std::rethrow_exception(error_);
+  }
+};
+
+/// True if a loop step runs on this thread (a blocking wait here would stall it).
+bool on_loop_thread() noexcept;
+
+}  // namespace detail
+
+/// Awaiter of a future.
+template <class T>
+class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail::cancel_hook {
+ public:
+  explicit future_operation(detail::future_state<T>* s) noexcept : detail::cancel_hook{&on_cancel}, state_(s) {
+    run = &on_ready;
+  }
+  bool await_ready() const noexcept { return state_->ready(); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    node = detail::node_of(h);
+    if (node && node->cancel_requested) {
+      interrupted_ = true;
+      return false;
+    }
+    event_loop* loop = event_loop::current();
+    CORING_ASSERT(loop, "awaiting a coring::future needs an event loop on this thread");
+    handle = h;
+    box = loop->inbox();
+    if (!state_->attach(this)) return false;
+    if (node) node->leaf = this;
+    return true;
+  }
+  T await_resume() {
+    if (interrupted_) {
+      detail::throw_if_cancel_requested(node);
+      throw cancelled{};
+    }
+    return state_->take();
+  }
+
+ private:
+  static void on_ready(detail::inbox_item* item, bool loop_alive) noexcept {
+    auto* self = static_cast<future_operation*>(item);
+    if (!loop_alive) return;
+    if (self->node && self->node->leaf == self) self->node->leaf = nullptr;
+    event_loop::current()->schedule(self->handle);
+  }
+  static void on_cancel(detail::cancel_hook* c) noexcept {
+    auto* self = static_cast<future_operation*>(c);
+    self->state_->cancel();  // a pending job never runs; a running one is the executor's to stop
+    if (self->state_->detach(self)) {
+      self->interrupted_ = true;
+      event_loop::current()->schedule(self->handle);
+    }
+  }
+
+  detail::future_state<T>* state_;  // shared with the executor; the future keeps it alive
+  bool interrupted_ = false;        // resumed by cancellation, not by the result
+};
+
+/// The consumer side of a job's result. Move-only.
+template <class T>
+class [[nodiscard]] future {
+ public:
+  using value_type = T;
+
+  /// An empty future (valid() is false).
+  future() noexcept = default;
+  /// Adopts one reference to `s` (executors use this).
+  explicit future(detail::future_state<T>* s) noexcept : s_(s) {}
+  future(future&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  future& operator=(future&& o) noexcept {
+    if (this != &o) {
+      reset();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  future(const future&) = delete;
+  future& operator=(const future&) = delete;
+  /// Drops the result; the job itself still runs (cancel() first to stop a pending one).
+  ~future() { reset(); }
+
+  [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
+  /// True once the job has ended (value, error or cancelled).
+  [[nodiscard]] bool ready() const noexcept { return s_->ready(); }
+  /// True while the job is running on a worker.
+  [[nodiscard]] bool running() const noexcept {
+    return s_->current_stage() == detail::future_state_base::stage::running;
+  }
+
+  /// Blocks until the job ends; gives its value or rethrows its exception
+  /// (coring::cancelled if it was cancelled before it started).
+  /// **Requires:** not called on a thread that runs an event loop step (use co_await there).
+  T get() {
+    wait();
+    return s_->take();
+  }
+  /// Blocks until the job ends. **Requires:** as get().
+  void wait() {
+    CORING_ASSERT(!detail::on_loop_thread(), "blocking future::wait/get on an event loop thread: co_await it");
+    s_->wait();
+  }
+  /// Blocks at most `d`; true if the job has ended. **Requires:** as get().
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
+    CORING_ASSERT(!detail::on_loop_thread(), "blocking future::wait_for on an event loop thread");
+    return s_->wait_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+  }
+  /// Stops a job that has not started: it never runs, and the future ends
+  /// with coring::cancelled. Returns false if the job is running or done
+  /// (a process pool then kills the worker running it; a thread cannot be interrupted).
+  bool cancel() noexcept { return s_->cancel(); }
+
+  /// Waits without blocking the loop; the coroutine resumes on its own loop's
+  /// thread, never on the worker.
+  /// **Cancellation:** cancelling the awaiting task cancels the job if it has
+  /// not started, stops waiting at once, and throws coring::cancelled.
+  /// **Errors:** the job's exception, rethrown.
+  future_operation<T> operator co_await() noexcept { return future_operation<T>(s_); }
+
+  /// The shared state (for executors and as_completed).
+  [[nodiscard]] detail::future_state<T>* state() const noexcept { return s_; }
+
+ private:
+  void reset() noexcept {
+    if (s_) std::exchange(s_, nullptr)->release();
+  }
+
+  detail::future_state<T>* s_ = nullptr;  // one reference
+};
+
+}  // namespace coring
