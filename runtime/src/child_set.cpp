@@ -13,7 +13,7 @@ child_set::~child_set() {
   }
 }
 
-void child_set::track(promise_base& p, void* frame, const char* /*name*/) {
+void child_set::track(promise_base& p, void* frame) {
   std::size_t i;
   if (!free_.empty()) {
     i = free_.back();
@@ -54,7 +54,7 @@ std::coroutine_handle<> child_set::on_child_done(void* ctx, promise_base& p) noe
     // Nobody will take this result: free the frame now (it is suspended at
     // its final point and nothing touches it after this callback).
     if (failed && s.first_error_ != p.error_) {
-      if (event_loop* loop = event_loop::current()) loop->report(p.error_, n.name);
+      if (event_loop* loop = event_loop::current()) loop->report(p.error_, task_name(n));
     }
     n.retrieved = true;
     std::coroutine_handle<>::from_address(r->frame).destroy();

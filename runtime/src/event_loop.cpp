@@ -154,7 +154,6 @@ event_loop::event_loop(const options& opts) : core_(std::make_unique<detail::loo
     [[maybe_unused]] ssize_t r = ::read(self->inbox_->fd(), &value, sizeof value);
     self->core_->efd_armed = false;
   };
-  live_.prev = live_.next = &live_;
   previous_current_ = tl_current;
   if (!tl_current) tl_current = this;
 }
@@ -237,21 +236,20 @@ void event_loop::submit_cancel(detail::ring_operation& op) {
   io_uring_sqe_set_data64(sqe, 0);
 }
 
-void event_loop::adopt(detail::task_node& n) noexcept {
-  n.prev = live_.prev;
-  n.next = &live_;
-  live_.prev->next = &n;
-  live_.prev = &n;
-  ++live_count_;
+void event_loop::adopt(detail::task_node& n) {
+  n.live_index = static_cast<std::uint32_t>(live_.size());
+  live_.push_back(&n);
+  n.live = true;
   if (draining_) detail::request_cancel(n);
 }
 
 void event_loop::forget(detail::task_node& n) noexcept {
-  if (!n.next) return;
-  n.prev->next = n.next;
-  n.next->prev = n.prev;
-  n.prev = n.next = nullptr;
-  --live_count_;
+  if (!n.live) return;
+  detail::task_node* last = live_.back();
+  live_[n.live_index] = last;
+  last->live_index = n.live_index;
+  live_.pop_back();
+  n.live = false;
 }
 
 void event_loop::report(std::exception_ptr error, const char* task_name) noexcept {
@@ -285,17 +283,15 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   } reset{running_};
   current_scope scope(this);
   ++stats_.steps;
-
-  // 1. Resume what was ready when the step began; what they make ready waits
-  //    for the next step, so that I/O and timers are not starved.
-  for (std::size_t n = ready_.size(); n != 0; --n) ready_.pop().resume();
-  if (inbox_->has_items()) drain_inbox();
-
-  // 2. Talk to the kernel: submit and reap; block only when nothing is ready.
   auto& c = *core_;
   io_uring& ring = c.ring;
+
+  // 1. Talk to the kernel: submit what the last batch queued and reap
+  //    completions. Block only when nothing is ready, so the caller's
+  //    condition (checked between steps, right after coroutines ran) is never
+  //    stale when we sleep.
   std::int64_t wait_ns = 0;
-  if (may_block && ready_.empty() && !stop_requested_) {
+  if (may_block && ready_.empty() && !stop_requested_ && !inbox_->has_items()) {
     wait_ns = max_wait_ns;  // -1: no limit
     if (!c.heap.empty()) {
       std::int64_t left = c.heap.front().deadline_ns - now_ns();
@@ -312,11 +308,11 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     }
     if (inbox_->try_park()) {
       ++stats_.blocking_waits;
-      io_uring_cqe* cqe = nullptr;
       int r;
       if (wait_ns < 0) {
         r = io_uring_submit_and_wait(&ring, 1);
       } else {
+        io_uring_cqe* cqe = nullptr;
         __kernel_timespec ts{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
         r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nullptr);
       }
@@ -347,22 +343,27 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   }
   io_uring_cq_advance(&ring, seen);
   stats_.completions += seen;
+  stats_.wakeups = inbox_->wakeups();
 
-  // 3. Timers.
+  // 2. Timers and posts from other threads.
   if (!c.heap.empty()) {
     std::int64_t now = now_ns();
     while (!c.heap.empty() && c.heap.front().deadline_ns <= now) {
       detail::timer_node* t = c.heap_pop();
+      t->fired = true;
       t->fire(t);
     }
   }
   if (inbox_->has_items()) drain_inbox();
-  stats_.wakeups = inbox_->wakeups();
+
+  // 3. Resume what is ready now; what they make ready waits for the next
+  //    step, so that I/O and timers are not starved.
+  for (std::size_t n = ready_.size(); n != 0; --n) ready_.pop().resume();
 }
 
 bool event_loop::run_once(std::chrono::nanoseconds max_wait) {
   step(max_wait.count() != 0, max_wait.count() < 0 ? -1 : max_wait.count());
-  return !ready_.empty() || live_count_ != 0 || !core_->heap.empty() || core_->in_flight != 0;
+  return !ready_.empty() || !live_.empty() || !core_->heap.empty() || core_->in_flight != 0;
 }
 
 void event_loop::run_forever() {
@@ -373,13 +374,13 @@ void event_loop::run_forever() {
 
 void event_loop::cancel_all_and_drain() {
   draining_ = true;
-  for (detail::task_node* n = live_.next; n != &live_; n = n->next) detail::request_cancel(*n);
-  while (live_count_ != 0 || !ready_.empty()) {
+  for (std::size_t i = 0; i < live_.size(); ++i) detail::request_cancel(*live_[i]);
+  while (!live_.empty() || !ready_.empty()) {
     bool progress_possible = !ready_.empty() || core_->in_flight != 0 || !core_->heap.empty() ||
                              inbox_->has_items();
     if (!progress_possible) {
       std::fprintf(stderr, "coring: %zu task(s) could not be cancelled at loop shutdown; their frames are leaked\n",
-                   live_count_);
+                   live_.size());
       break;
     }
     step(true, -1);
@@ -436,8 +437,11 @@ bool inbox::try_park() noexcept {
   }
   inbox_item* h = head_.load(std::memory_order_seq_cst);
   if (h != nullptr && h != closed_marker()) {
-    park_.store(empty, std::memory_order_seq_cst);
-    return false;
+    // Back to EMPTY, unless a producer saw PARKED meanwhile: its eventfd
+    // write is then made or under way, so sleep anyway (it wakes us at once)
+    // and keep exactly one write per sleep, with no stray write left behind.
+    int was_parked = parked;
+    return !park_.compare_exchange_strong(was_parked, empty, std::memory_order_seq_cst);
   }
   return true;
 }

@@ -4,8 +4,35 @@
 #include <coring/spawn.hpp>
 
 #include <cstdio>
+#include <unordered_map>
 
 namespace coring::detail {
+
+namespace {
+// Frames are created and destroyed on their loop's thread, so a per-thread table suffices.
+std::unordered_map<const task_node*, const char*>& names() {
+  thread_local std::unordered_map<const task_node*, const char*> table;
+  return table;
+}
+}  // namespace
+
+void set_task_name(task_node& n, const char* name) {
+  names()[&n] = name;
+  n.named = true;
+}
+
+const char* task_name(const task_node& n) noexcept {
+  if (n.named) {
+    auto& table = names();
+    if (auto it = table.find(&n); it != table.end()) return it->second;
+  }
+  return "unnamed task";
+}
+
+void drop_task_name(task_node& n) noexcept {
+  names().erase(&n);
+  n.named = false;
+}
 
 void throw_if_cancel_requested(task_node* n) {
   if (n && n->cancel_requested) {
@@ -31,10 +58,9 @@ void report_unretrieved(promise_base& p) noexcept {
   const task_node& n = p.own_node_;
   if (!p.error_ || n.ended_cancelled || n.retrieved) return;
   if (event_loop* loop = event_loop::current()) {
-    loop->report(p.error_, n.name);
+    loop->report(p.error_, task_name(n));
   } else {
-    std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved\n",
-                 n.name ? n.name : "unnamed task");
+    std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved\n", task_name(n));
   }
 }
 }  // namespace

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace coring {
 
@@ -108,7 +109,7 @@ class event_loop {
   /// True while a run step of this loop is executing (on its thread).
   [[nodiscard]] bool running() const noexcept { return running_; }
   /// Spawned tasks that have not ended yet.
-  [[nodiscard]] std::size_t live_tasks() const noexcept { return live_count_; }
+  [[nodiscard]] std::size_t live_tasks() const noexcept { return live_.size(); }
 
   // ---- for awaiters and combinators (coring's own headers) ----
 
@@ -122,7 +123,7 @@ class event_loop {
   /// Queues an ASYNC_CANCEL for `op`; `op` still completes through its CQE.
   void submit_cancel(detail::ring_operation& op);
   /// Tracks a spawned task so that shutdown can cancel it.
-  void adopt(detail::task_node& n) noexcept;
+  void adopt(detail::task_node& n);
   void forget(detail::task_node& n) noexcept;
   /// Hands an unretrieved exception to the exception handler.
   void report(std::exception_ptr error, const char* task_name) noexcept;
@@ -138,8 +139,7 @@ class event_loop {
   detail::ready_queue ready_;              // coroutines to resume, FIFO
   std::unique_ptr<detail::loop_core> core_;  // the ring, the timer heap: see loop_core.hpp
   std::shared_ptr<detail::inbox> inbox_;   // cross-thread posts; shared with producers
-  detail::task_node live_;                 // sentinel of the list of live spawned tasks
-  std::size_t live_count_ = 0;             // length of that list
+  std::vector<detail::task_node*> live_;   // spawned tasks that have not ended (node.live_index is the slot)
   exception_handler on_error_;             // null: print to stderr
   statistics stats_;                       // counters
   event_loop* previous_current_ = nullptr; // this thread's current loop before us

@@ -12,22 +12,34 @@
 #include <coring/detail/timer_node.hpp>
 #include <coring/event_loop.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
+#include <cstdint>
 
 namespace coring {
 
 /// The clock of every deadline in coring.
 using clock = std::chrono::steady_clock;
 
-/// Awaiter of sleep_for / sleep_until.
+namespace detail {
+/// Converts a timeout to a deadline, saturating instead of overflowing.
+template <class Rep, class Period>
+clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+  if (d <= d.zero()) return clock::now();
+  if (std::chrono::duration<double>(d).count() > 1e9) return clock::time_point::max();  // ~31 years: never
+  return clock::now() + std::chrono::ceil<clock::duration>(d);
+}
+}  // namespace detail
+
+/// Awaiter of sleep_for / sleep_until. Kept small: a million sleeping tasks
+/// hold a million of these.
 class sleep_operation : detail::timer_node, detail::cancel_hook {
  public:
   explicit sleep_operation(clock::time_point deadline) noexcept
-      : detail::timer_node{deadline.time_since_epoch().count() > 0
-                               ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     deadline.time_since_epoch()).count()
-                               : 0,
+      : detail::timer_node{std::max<std::int64_t>(
+                               0, std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
+                                      .count()),
                            &on_fire},
         detail::cancel_hook{&on_cancel} {}
 
@@ -37,33 +49,32 @@ class sleep_operation : detail::timer_node, detail::cancel_hook {
     node_ = detail::node_of(h);
     if (node_ && node_->cancel_requested) return false;
     handle_ = h;
-    loop_ = event_loop::current();
-    CORING_ASSERT(loop_, "coring::sleep needs an event loop on this thread");
-    loop_->add_timer(*this);
+    event_loop* loop = event_loop::current();
+    CORING_ASSERT(loop, "coring::sleep needs an event loop on this thread");
+    loop->add_timer(*this);
     if (node_) node_->leaf = this;
     return true;
   }
   void await_resume() {
-    if (node_ && node_->cancel_requested && !expired_) detail::throw_if_cancel_requested(node_);
+    if (node_ && node_->cancel_requested && !fired) detail::throw_if_cancel_requested(node_);
   }
 
  private:
+  // Both run on the loop thread of the sleeper, so event_loop::current() is its loop.
   static void on_fire(detail::timer_node* t) noexcept {
     auto* self = static_cast<sleep_operation*>(t);
-    self->expired_ = true;
     if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
-    self->loop_->schedule(self->handle_);
+    event_loop::current()->schedule(self->handle_);
   }
   static void on_cancel(detail::cancel_hook* c) noexcept {
     auto* self = static_cast<sleep_operation*>(c);
-    self->loop_->remove_timer(*self);
-    self->loop_->schedule(self->handle_);
+    event_loop* loop = event_loop::current();
+    loop->remove_timer(*self);
+    loop->schedule(self->handle_);
   }
 
   std::coroutine_handle<> handle_;     // the sleeping coroutine
-  event_loop* loop_ = nullptr;         // whose timer heap holds us
   detail::task_node* node_ = nullptr;  // cancellation state of the sleeper
-  bool expired_ = false;               // the deadline passed (not cancelled)
 };
 
 /// Suspends the current task until `deadline` (at once if it has passed,
@@ -77,7 +88,7 @@ class sleep_operation : detail::timer_node, detail::cancel_hook {
 /// **Cancellation:** as sleep_until.
 template <class Rep, class Period>
 [[nodiscard]] sleep_operation sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-  return sleep_operation(clock::now() + std::chrono::ceil<clock::duration>(d));
+  return sleep_operation(detail::deadline_after(d));
 }
 
 /// Awaiter of yield().

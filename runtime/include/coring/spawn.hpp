@@ -36,9 +36,9 @@ std::coroutine_handle<promise<T>> start_spawned(event_loop& loop, task<T>&& t, c
   auto h = t.release();
   CORING_ASSERT(h, "spawning an empty task");
   auto& p = h.promise();
-  CORING_ASSERT(!p.continuation_ && !p.spawned(), "spawning a task that was already started");
+  CORING_ASSERT(!p.started(), "spawning a task that was already started");
   p.node_ = &p.own_node_;
-  p.own_node_.name = name;
+  if (name) set_task_name(p.own_node_, name);
   loop.adopt(p.own_node_);
   loop.schedule(h);
   return h;
@@ -163,16 +163,8 @@ join_handle<T> spawn(task<T> t, const char* name) {
 template <class T>
 T event_loop::run_until_complete(task<T> t) {
   CORING_ASSERT(!running_, "event_loop::run_until_complete called re-entrantly");
-  auto h = detail::start_spawned(*this, std::move(t), "main");
-  // When the root ends, the step it ends in must not go on to block.
-  h.promise().own_node_.on_done = [](void* loop, detail::promise_base&) noexcept -> std::coroutine_handle<> {
-    static_cast<event_loop*>(loop)->stop_requested_ = true;
-    return std::noop_coroutine();
-  };
-  h.promise().own_node_.on_done_ctx = this;
-  join_handle<T> root(h);
+  join_handle<T> root(detail::start_spawned(*this, std::move(t), "main"));
   while (!root.done()) step(true, -1);
-  stop_requested_ = false;
   return root.get();
 }
 

@@ -10,10 +10,12 @@
 // way. An exception escaping the task is rethrown in its awaiter.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -47,13 +49,23 @@ struct promise_base {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       promise_base& p = h.promise();
       if (p.node_ != &p.own_node_) {
-        CORING_ASSERT(p.continuation_, "a task ended that nobody awaited");
-        return p.continuation_;
+        CORING_ASSERT(p.own_node_.on_done_ctx, "a task ended that nobody awaited");
+        return p.continuation();
       }
       return finish_spawned(p, h.address());
     }
     void await_resume() const noexcept {}
   };
+
+  promise_base() noexcept = default;
+  promise_base(const promise_base&) = delete;
+  promise_base& operator=(const promise_base&) = delete;
+  ~promise_base() {
+    if (own_node_.named) drop_task_name(own_node_);
+  }
+
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
 
   initial_awaiter initial_suspend() noexcept { return {this}; }
   final_awaiter final_suspend() noexcept { return {}; }
@@ -61,6 +73,15 @@ struct promise_base {
 
   /// True when this frame is the root of a spawned task (it owns its node).
   bool spawned() const noexcept { return node_ == &own_node_; }
+  /// True once the frame was awaited or spawned.
+  bool started() const noexcept { return spawned() || own_node_.on_done_ctx != nullptr; }
+  /// The coroutine awaiting this one (plain await). A frame that is awaited
+  /// never uses its own node, so the node's context slot holds it: a frame
+  /// is one pointer smaller.
+  std::coroutine_handle<> continuation() const noexcept {
+    return std::coroutine_handle<>::from_address(own_node_.on_done_ctx);
+  }
+  void set_continuation(std::coroutine_handle<> h) noexcept { own_node_.on_done_ctx = h.address(); }
   /// Rethrows the stored exception, if any.
   void rethrow_if_error() const {
     if (error_) std::rethrow_exception(error_);
@@ -70,10 +91,9 @@ struct promise_base {
   /// hands over to whoever waits, or frees a detached frame.
   static std::coroutine_handle<> finish_spawned(promise_base& p, void* frame) noexcept;
 
-  std::coroutine_handle<> continuation_;  // the coroutine awaiting this one (plain await)
   task_node* node_ = nullptr;             // cancellation state this frame runs under
   std::exception_ptr error_;              // what the body threw, if anything
-  task_node own_node_;                    // used when this frame is spawned
+  task_node own_node_;                    // used when this frame is spawned; else holds the continuation
 };
 
 template <class T>
@@ -170,8 +190,8 @@ class [[nodiscard]] task {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
       CORING_ASSERT(child, "awaiting an empty task");
       auto& p = child.promise();
-      CORING_ASSERT(!p.continuation_ && !p.spawned(), "a task was awaited twice");
-      p.continuation_ = parent;
+      CORING_ASSERT(!p.started(), "a task was awaited twice");
+      p.set_continuation(parent);
       p.node_ = detail::node_of(parent);
       return child;
     }

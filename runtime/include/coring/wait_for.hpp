@@ -50,14 +50,6 @@ class deadline_guard : timer_node {
   bool fired_ = false;  // the deadline passed
 };
 
-/// Converts a timeout to a deadline, saturating instead of overflowing.
-template <class Rep, class Period>
-clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-  if (d <= d.zero()) return clock::now();
-  if (std::chrono::duration<double>(d).count() > 1e9) return clock::time_point::max();  // ~31 years: never
-  return clock::now() + std::chrono::ceil<clock::duration>(d);
-}
-
 std::string describe_timeout(std::int64_t timeout_ns);
 
 template <class T>

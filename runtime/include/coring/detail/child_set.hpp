@@ -78,7 +78,7 @@ class child_set {
   };
 
   static std::coroutine_handle<> on_child_done(void* ctx, promise_base& p) noexcept;
-  void track(promise_base& p, void* frame, const char* name);
+  void track(promise_base& p, void* frame);
 
   std::deque<record> records_;        // one per child, stable addresses (on_done_ctx points here)
   std::vector<std::size_t> free_;     // reusable records (discard mode)
@@ -140,7 +140,7 @@ std::coroutine_handle<promise<T>> child_set::add(task<T>&& t, const char* name) 
   event_loop* loop = event_loop::current();
   CORING_ASSERT(loop, "coring combinators need an event loop on this thread");
   auto h = start_spawned(*loop, std::move(t), name);
-  track(h.promise(), h.address(), name);
+  track(h.promise(), h.address());
   return h;
 }
 

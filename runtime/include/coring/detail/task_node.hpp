@@ -33,15 +33,15 @@ using done_callback = std::coroutine_handle<> (*)(void* ctx, promise_base& finis
 struct task_node {
   cancel_hook* leaf = nullptr;        // the cancellable operation the task is suspended in, if any
   done_callback on_done = nullptr;    // who is told when the task ends (null: nobody waits yet)
-  void* on_done_ctx = nullptr;        // argument for on_done
-  task_node* prev = nullptr;          // neighbours in the owning loop's list of live tasks
-  task_node* next = nullptr;
-  const char* name = nullptr;         // for diagnostics; static storage, may be null
-  bool cancel_requested = false;      // cancel() was called and not yet delivered as coring::cancelled
-  bool done = false;                  // the body has ended; a value or an error is stored
-  bool detached = false;              // no owner: the frame frees itself when it ends
-  bool ended_cancelled = false;       // the body ended by coring::cancelled
-  bool retrieved = false;             // the result was taken (or the task was cancelled by its owner)
+  void* on_done_ctx = nullptr;        // argument for on_done (an awaited frame keeps its continuation here)
+  std::uint32_t live_index = 0;       // slot in the owning loop's table of live spawned tasks
+  bool live : 1 = false;              // that slot is ours
+  bool named : 1 = false;             // has an entry in the name table (task_name())
+  bool cancel_requested : 1 = false;  // cancel() was called and not yet delivered as coring::cancelled
+  bool done : 1 = false;              // the body has ended; a value or an error is stored
+  bool detached : 1 = false;          // no owner: the frame frees itself when it ends
+  bool ended_cancelled : 1 = false;   // the body ended by coring::cancelled
+  bool retrieved : 1 = false;         // the result was taken (or the task was cancelled by its owner)
 };
 
 /// Asks the task to stop at its next (or current) suspension point.
@@ -54,6 +54,14 @@ inline void request_cancel(task_node& n) noexcept {
     leaf->fire(leaf);
   }
 }
+
+/// Names are kept aside (most tasks have none, and a million sleeping tasks
+/// should not each carry a pointer for it). Loop thread only.
+void set_task_name(task_node& n, const char* name);
+/// The name given at spawn, or "unnamed task".
+const char* task_name(const task_node& n) noexcept;
+/// Forgets the name when the frame goes away.
+void drop_task_name(task_node& n) noexcept;
 
 /// If cancellation is pending on `n`, consumes it and throws coring::cancelled.
 void throw_if_cancel_requested(task_node* n);

@@ -13,6 +13,7 @@ struct timer_node {
   std::int64_t deadline_ns = 0;                   // steady_clock time, in ns since its epoch
   void (*fire)(timer_node*) noexcept = nullptr;   // called once when the deadline passes
   std::uint32_t heap_index = not_queued;          // slot in the heap, or not_queued
+  bool fired = false;                             // the deadline passed (set by the loop before fire)
 };
 
 }  // namespace coring::detail
