@@ -4,12 +4,16 @@
 
 #include <coring/as_completed.hpp>
 #include <coring/error.hpp>
+#include <coring/event.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
 #include <coring/gather.hpp>
 #include <coring/io.hpp>
+#include <coring/mutex.hpp>
 #include <coring/outcome.hpp>
+#include <coring/queue.hpp>
 #include <coring/serialize.hpp>
+#include <coring/semaphore.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
