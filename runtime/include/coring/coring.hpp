@@ -7,6 +7,7 @@
 #include <coring/event.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
+#include <coring/future_as_completed.hpp>
 #include <coring/gather.hpp>
 #include <coring/io.hpp>
 #include <coring/mutex.hpp>
@@ -18,5 +19,6 @@
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
+#include <coring/thread_pool.hpp>
 #include <coring/wait_for.hpp>
 #include <coring/when_any.hpp>
