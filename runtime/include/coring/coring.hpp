@@ -12,6 +12,7 @@
 #include <coring/io.hpp>
 #include <coring/mutex.hpp>
 #include <coring/outcome.hpp>
+#include <coring/process_pool.hpp>
 #include <coring/queue.hpp>
 #include <coring/serialize.hpp>
 #include <coring/semaphore.hpp>

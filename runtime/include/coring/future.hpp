@@ -68,7 +68,9 @@ class future_state_base {
     finish();
   }
   /// Lets the executor react when a running job is cancelled (a process
-  /// pool kills the worker). Set before the job is published.
+  /// pool kills the worker). Set before the job is published. The hook runs
+  /// on the cancelling thread with no lock held, possibly while the job
+  /// finishes: a hook that defers its work must add_ref() the state first.
   void on_cancel_running(void (*fn)(future_state_base*, void*) noexcept, void* ctx) noexcept {
     cancel_running_ = fn;
     cancel_ctx_ = ctx;
@@ -110,8 +112,10 @@ class future_state : public future_state_base {
   void set_value(A&&... a) {
     value_.emplace(std::forward<A>(a)...);
   }
+  // The exception leaves the shared state, so that it lives (and dies) on the
+  // consumer's thread only, whoever drops the state's last reference.
   T take() {
-    if (error_) std::rethrow_exception(error_);
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return std::move(*value_);
   }
 
@@ -124,7 +128,7 @@ class future_state<void> : public future_state_base {
  public:
   void set_value() noexcept {}
   void take() {
-    if (error_) std::rethrow_exception(error_);
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 };
 

@@ -111,6 +111,7 @@ class [[nodiscard]] join_handle {
     handle_type child;
     std::coroutine_handle<> parent{};
     detail::task_node* parent_node = nullptr;
+    bool propagated = false;  // the joiner's cancellation was passed to the child
 
     explicit awaiter(handle_type c) noexcept : detail::cancel_hook{&on_cancel}, child(c) {}
 
@@ -127,7 +128,10 @@ class [[nodiscard]] join_handle {
       cn.on_done = &on_done;
       cn.on_done_ctx = this;
       if (parent_node) {
-        if (parent_node->cancel_requested) detail::request_cancel(cn);
+        if (parent_node->cancel_requested) {
+          propagated = true;
+          detail::request_cancel(cn);
+        }
         parent_node->leaf = this;
       }
     }
@@ -137,7 +141,8 @@ class [[nodiscard]] join_handle {
       cn.on_done = nullptr;
       cn.retrieved = true;
       // The cancellation we passed down came back up: it is delivered now.
-      if (cn.ended_cancelled && parent_node) parent_node->cancel_requested = false;
+      // (If the child was cancelled some other way, ours stays pending.)
+      if (cn.ended_cancelled && propagated && parent_node) parent_node->cancel_requested = false;
       return child.promise().take();
     }
     static std::coroutine_handle<> on_done(void* ctx, detail::promise_base&) noexcept {
@@ -146,7 +151,9 @@ class [[nodiscard]] join_handle {
       return self->parent;
     }
     static void on_cancel(detail::cancel_hook* hook) noexcept {
-      detail::request_cancel(static_cast<awaiter*>(hook)->child.promise().own_node_);
+      auto* self = static_cast<awaiter*>(hook);
+      self->propagated = true;
+      detail::request_cancel(self->child.promise().own_node_);
     }
   };
 

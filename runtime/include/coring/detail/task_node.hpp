@@ -18,7 +18,9 @@ class event_loop;
 namespace coring::detail {
 
 /// Something a task is suspended in that can be told to give up at once.
-/// `fire` must make the suspended coroutine ready (soon, not necessarily now).
+/// `fire` must make the suspended coroutine ready through the loop
+/// (schedule it, or let a completion schedule it) and never resume it inline:
+/// callers may be iterating over tasks.
 struct cancel_hook {
   void (*fire)(cancel_hook* self) noexcept = nullptr;
 };

@@ -1,0 +1,587 @@
+#include <coring/process_pool.hpp>
+
+#include <coring/event_loop.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+
+#include <doctest/doctest.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+// The fork server must be forked while this binary is still single-threaded,
+// and other suites of the same binary start thread pools. A global
+// constructor with init_priority(101) runs before every ordinary global
+// constructor (doctest's registrations included) and before main, hence
+// before any thread: that is where it is started. The same constructor
+// serves the "parent killed" test: when this binary is started with
+// CORING_PROCESS_POOL_TEST_CHILD=<fd>, it becomes the victim process
+// instead of running the tests.
+// Tests that read a caught remote exception keep its future alive until
+// after the catch block. Otherwise the pool's manager thread may drop the last
+// reference to the exception after the test thread read it, through
+// exception_ptr's reference count inside (uninstrumented) libstdc++: correct,
+// but a data race to ThreadSanitizer.
+namespace {
+
+[[noreturn]] void run_victim(int fd);
+[[noreturn]] void run_lazy(const char* mode);
+
+struct start_fork_server_first {
+  start_fork_server_first() {
+    if (const char* child = std::getenv("CORING_PROCESS_POOL_TEST_CHILD")) run_victim(std::atoi(child));
+    if (const char* mode = std::getenv("CORING_PROCESS_POOL_TEST_LAZY")) run_lazy(mode);
+    coring::process_pool::start_fork_server();
+  }
+};
+__attribute__((init_priority(101))) start_fork_server_first fork_server_starter;
+
+using namespace std::chrono_literals;
+
+int square(int x) { return x * x; }
+int my_pid() { return static_cast<int>(::getpid()); }
+std::string greet(std::string name, int times) {
+  std::string s;
+  for (int i = 0; i < times; ++i) s += "hi " + name + ";";
+  return s;
+}
+void nothing() {}
+int throw_runtime(int) { throw std::runtime_error("boom in worker"); }
+int throw_int() { throw 42; }
+int kill_self() {
+  ::kill(::getpid(), SIGKILL);
+  ::pause();
+  return 0;
+}
+int segfault_job() {
+  ::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn the signal into exit(1)
+  volatile int* p = nullptr;
+  *p = 1;
+  return 0;
+}
+int abort_job() {
+  ::signal(SIGABRT, SIG_DFL);
+  std::abort();
+}
+int exit3_job() { ::_exit(3); }
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+std::size_t allocate(std::size_t bytes) {
+  std::vector<char> v(bytes, 1);
+  return v.size() + static_cast<std::size_t>(v[bytes / 2] - 1);
+}
+std::string reverse_copy(std::string s) { return std::string(s.rbegin(), s.rend()); }
+void init_throws() { throw std::invalid_argument("no config file"); }
+void init_exits() { ::_exit(7); }
+long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+
+int count_fds() {
+  int n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+  ::closedir(d);
+  return n - 1;  // the directory stream itself
+}
+
+// Children of this process that are zombies.
+std::vector<int> zombie_children() {
+  std::vector<int> out;
+  int me = ::getpid();
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == me && state == 'Z') out.push_back(pid);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// True if `pid` is gone or a zombie (it has exited).
+bool exited(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return true;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+template <class F>
+bool eventually(F f, std::chrono::milliseconds limit = 3000ms) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return f();
+}
+
+std::vector<int> wait_for_workers(coring::process_pool& pool, std::size_t n) {
+  std::vector<int> pids;
+  eventually([&] { return (pids = pool.worker_pids()).size() == n; });
+  return pids;
+}
+
+[[noreturn]] void run_victim(int fd) {
+  coring::process_pool::start_fork_server();
+  // Leaked on purpose: this process is SIGKILLed, never shut down.
+  auto* pool = new coring::process_pool({.workers = 2});
+  (void)pool->submit(square, 3).get();
+  std::vector<int> pids = wait_for_workers(*pool, 2);
+  pids.push_back(coring::detail::fork_server_pid());
+  std::string text;
+  for (int p : pids) text += std::to_string(p) + " ";
+  text += "\n";
+  ssize_t w = ::write(fd, text.data(), text.size());
+  (void)w;
+  for (;;) ::pause();
+}
+
+// Without start_fork_server(): single-threaded, the pool starts the server
+// itself ("ok"); with another thread alive it refuses ("refuse"). Exit 0 on
+// the expected outcome.
+[[noreturn]] void run_lazy(const char* mode) {
+  bool refuse = std::strcmp(mode, "refuse") == 0;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread other;
+  if (refuse) {
+    other = std::thread([&] {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return done; });
+    });
+  }
+  int rc = 1;
+  try {
+    coring::process_pool pool({.workers = 1});
+    rc = (!refuse && pool.submit(square, 2).get() == 4) ? 0 : 2;
+  } catch (const coring::error& e) {
+    rc = (refuse && std::strstr(e.what(), "start_fork_server") != nullptr) ? 0 : 3;
+  }
+  if (refuse) {
+    {
+      std::lock_guard lock(m);
+      done = true;
+    }
+    cv.notify_all();
+    other.join();
+  }
+  ::_exit(rc);
+}
+
+int spawn_self_with(const std::string& env_entry) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back(env_entry);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  char exe[] = "/proc/self/exe";
+  char* argv[] = {exe, nullptr};
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, exe, nullptr, nullptr, argv, envp.data()) != 0) return -1;
+  return pid;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
+}  // namespace
+
+TEST_SUITE("runtime/process_pool") {
+  TEST_CASE("submit runs plain functions and captureless lambdas in workers" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    auto a = pool.submit(square, 7);
+    auto b = pool.submit(greet, "bob", 2);
+    auto c = pool.submit([](int x, double y) { return x * y; }, 3, 0.5);
+    auto d = pool.submit(nothing);
+    auto e = pool.submit(my_pid);
+    CHECK(a.get() == 49);
+    CHECK(b.get() == "hi bob;hi bob;");
+    CHECK(c.get() == doctest::Approx(1.5));
+    d.get();
+    CHECK(e.get() != ::getpid());
+  }
+
+  TEST_CASE("a coroutine awaits a job's future on its own loop" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    int v = coring::run([](coring::process_pool& p) -> coring::task<int> {
+      int sum = 0;
+      for (int i = 1; i <= 20; ++i) sum += co_await p.submit(square, i);
+      co_return sum;
+    }(pool));
+    CHECK(v == 2870);
+  }
+
+  TEST_CASE("a job that throws gives remote_error with type name and message and the worker lives on" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    auto f = pool.submit(throw_runtime, 1);
+    try {
+      (void)f.get();
+      FAIL("no exception");
+    } catch (const coring::remote_error& e) {
+      CHECK(e.type_name() == "std::runtime_error");
+      CHECK(e.message() == "boom in worker");
+      CHECK(std::string(e.what()).find("throw_runtime") != std::string::npos);
+      CHECK(std::string(e.what()).find("boom in worker") != std::string::npos);
+    }
+    auto failing = pool.submit(throw_int);  // outlives the catch: see the note at the top
+    try {
+      (void)failing.get();
+      FAIL("no exception");
+    } catch (const coring::remote_error& e) {
+      CHECK(e.type_name() == "int");
+      CHECK(e.message().empty());
+      CHECK(std::string(e.what()).find("int") != std::string::npos);
+    }
+    CHECK(pool.submit(my_pid).get() == pid);
+  }
+
+  TEST_CASE("a worker that dies mid-job fails that job with broken_worker, is replaced, queued jobs complete" *
+            doctest::timeout(30)) {
+    struct fault {
+      int (*fn)();
+      const char* name;
+      int signal;
+      int code;
+      const char* text;
+    };
+    const fault faults[] = {
+        {kill_self, "kill_self", SIGKILL, -1, "SIGKILL"},
+        {segfault_job, "segfault_job", SIGSEGV, -1, "SIGSEGV"},
+        {abort_job, "abort_job", SIGABRT, -1, "SIGABRT"},
+        {exit3_job, "exit3_job", 0, 3, "exited with code 3"},
+    };
+    const int fds_before = count_fds();
+    {
+      coring::process_pool pool({.workers = 1});
+      for (const fault& ft : faults) {
+        CAPTURE(ft.name);
+        int before = pool.submit(my_pid).get();
+        auto bad = pool.submit(ft.fn);
+        std::vector<coring::future<int>> queued;
+        for (int i = 0; i < 5; ++i) queued.push_back(pool.submit(square, i));
+        try {
+          (void)bad.get();
+          FAIL("no exception");
+        } catch (const coring::broken_worker& e) {
+          std::string what = e.what();
+          CHECK(e.pid() == before);
+          CHECK(e.signal() == ft.signal);
+          CHECK(e.exit_code() == ft.code);
+          CHECK(what.find(ft.text) != std::string::npos);
+          CHECK(what.find(ft.name) != std::string::npos);
+          CHECK(what.find(std::to_string(before)) != std::string::npos);
+        }
+        for (int i = 0; i < 5; ++i) CHECK(queued[static_cast<std::size_t>(i)].get() == i * i);
+        CHECK(pool.submit(my_pid).get() != before);
+        CHECK(zombie_children().empty());
+      }
+      CHECK(!pool.broken());
+    }
+    CHECK(zombie_children().empty());
+    CHECK(count_fds() == fds_before);
+  }
+
+  TEST_CASE("memory_limit: an allocation past it is remote_error of std::bad_alloc, the next job succeeds" *
+            doctest::timeout(30)) {
+    if (sanitized) return;  // RLIMIT_AS and sanitizer shadow memory do not mix
+    coring::process_pool pool({.workers = 1, .memory_limit = std::size_t{512} << 20});
+    int pid = pool.submit(my_pid).get();
+    auto failing = pool.submit(allocate, std::size_t{1} << 30);  // outlives the catch: see the note at the top
+    try {
+      (void)failing.get();
+      FAIL("no exception");
+    } catch (const coring::remote_error& e) {
+      CHECK(e.type_name() == "std::bad_alloc");
+    }
+    CHECK(pool.submit(allocate, std::size_t{16} << 20).get() == (std::size_t{16} << 20));
+    CHECK(pool.submit(my_pid).get() == pid);
+  }
+
+  TEST_CASE("an initializer that throws breaks the pool: pending and later jobs fail, no hang" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2, .initializer = init_throws});
+    auto f = pool.submit(square, 2);
+    CHECK_THROWS_AS((void)f.get(), coring::broken_pool);
+    auto failing = pool.submit(square, 3);  // outlives the catch: see the note at the top
+    try {
+      (void)failing.get();
+      FAIL("no exception");
+    } catch (const coring::broken_pool& e) {
+      std::string what = e.what();
+      CHECK(what.find("std::invalid_argument") != std::string::npos);
+      CHECK(what.find("no config file") != std::string::npos);
+    }
+    CHECK(pool.broken());
+  }
+
+  TEST_CASE("workers dying during start-up in a loop break the pool" * doctest::timeout(30)) {
+    const int fds_before = count_fds();
+    {
+      coring::process_pool pool({.workers = 2, .initializer = init_exits});
+      std::vector<coring::future<int>> fs;
+      for (int i = 0; i < 4; ++i) fs.push_back(pool.submit(square, i));
+      for (auto& f : fs) CHECK_THROWS_AS((void)f.get(), coring::broken_pool);
+      auto failing = pool.submit(square, 3);  // outlives the catch: see the note at the top
+      try {
+        (void)failing.get();
+        FAIL("no exception");
+      } catch (const coring::broken_pool& e) {
+        CHECK(std::string(e.what()).find("start-up") != std::string::npos);
+      }
+    }
+    CHECK(zombie_children().empty());
+    CHECK(count_fds() == fds_before);
+  }
+
+  TEST_CASE("max_tasks_per_child = 2 with 1 worker runs 10 jobs on 5 processes" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1, .max_tasks_per_child = 2});
+    std::vector<coring::future<int>> fs;
+    for (int i = 0; i < 10; ++i) fs.push_back(pool.submit(my_pid));
+    std::set<int> pids;
+    for (auto& f : fs) pids.insert(f.get());
+    CHECK(pids.size() == 5);
+    pool.shutdown();
+    CHECK(zombie_children().empty());
+  }
+
+  TEST_CASE("cancelling a running job (a timeout) kills and replaces its worker" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    auto slow = pool.submit(sleep_ms, 20000);
+    CHECK_FALSE(slow.wait_for(50ms));  // the per-job timeout
+    CHECK_FALSE(slow.cancel());        // running: the worker is killed
+    CHECK_THROWS_AS((void)slow.get(), coring::cancelled);
+    int pid2 = pool.submit(my_pid).get();
+    CHECK(pid2 != pid);
+
+    // The same from a coroutine: cancelling the awaiting task kills the worker.
+    bool was_cancelled = coring::run([](coring::process_pool& p) -> coring::task<bool> {
+      auto waiter = [](coring::process_pool& q) -> coring::task<int> { co_return co_await q.submit(sleep_ms, 20000); };
+      auto h = coring::spawn(waiter(p));
+      co_await coring::sleep_for(50ms);
+      h.cancel();
+      try {
+        (void)co_await h;
+      } catch (const coring::cancelled&) {
+        co_return true;
+      }
+      co_return false;
+    }(pool));
+    CHECK(was_cancelled);
+    CHECK(eventually([&] {
+      auto p = pool.worker_pids();
+      return p.size() == 1 && p[0] != pid2;
+    }));
+    CHECK(pool.submit(square, 5).get() == 25);
+    CHECK(zombie_children().empty());
+  }
+
+  TEST_CASE("a pending job cancelled never runs" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    auto slow = pool.submit(sleep_ms, 100);
+    auto queued = pool.submit(square, 3);
+    // The queued job may already be pipelined to the worker; either way it ends cancelled.
+    queued.cancel();
+    CHECK_THROWS_AS((void)queued.get(), coring::cancelled);
+    CHECK(slow.get() == 100);
+    CHECK(pool.submit(square, 4).get() == 16);
+  }
+
+  TEST_CASE("shutdown with jobs queued: wait runs them all" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    std::vector<coring::future<int>> fs;
+    for (int i = 0; i < 5; ++i) fs.push_back(pool.submit(sleep_ms, 20));
+    pool.shutdown({.wait = true});
+    for (auto& f : fs) {
+      CHECK(f.ready());
+      CHECK(f.get() == 20);
+    }
+    CHECK(pool.worker_pids().empty());
+    CHECK_THROWS_AS((void)pool.submit(square, 1).get(), coring::error);
+  }
+
+  TEST_CASE("shutdown with jobs queued: cancel_pending lets the running ones finish" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    (void)pool.submit(my_pid).get();
+    auto first = pool.submit(sleep_ms, 200);
+    // Let it start, so that the others stay in the pool's queue.
+    eventually([&] { return first.running(); });
+    std::this_thread::sleep_for(20ms);
+    std::vector<coring::future<int>> fs;
+    for (int i = 0; i < 20; ++i) fs.push_back(pool.submit(square, i));
+    pool.shutdown({.wait = true, .cancel_pending = true});
+    CHECK(first.get() == 200);
+    int cancelled = 0;
+    for (auto& f : fs) {
+      try {
+        (void)f.get();
+      } catch (const coring::cancelled&) {
+        ++cancelled;
+      }
+    }
+    CHECK(cancelled >= 13);  // at most 7 (the pool's pipelining depth - 1) were already sent to the worker
+    CHECK(zombie_children().empty());
+  }
+
+  TEST_CASE("shutdown with jobs queued: kill stops the running ones at once" * doctest::timeout(30)) {
+    const int fds_before = count_fds();
+    auto t0 = std::chrono::steady_clock::now();
+    {
+      coring::process_pool pool({.workers = 2});
+      std::vector<coring::future<int>> fs;
+      for (int i = 0; i < 6; ++i) fs.push_back(pool.submit(sleep_ms, 20000));
+      eventually([&] { return fs[0].running() && fs[1].running(); });
+      pool.shutdown({.kill = true});
+      for (auto& f : fs) CHECK_THROWS_AS((void)f.get(), coring::cancelled);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK(zombie_children().empty());
+    CHECK(count_fds() == fds_before);
+  }
+
+  TEST_CASE("a coroutine awaits shutdown_async" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    auto f = pool.submit(sleep_ms, 30);
+    coring::run([](coring::process_pool& p) -> coring::task<void> { co_await p.shutdown_async(); }(pool));
+    CHECK(f.ready());
+    CHECK(f.get() == 30);
+    CHECK(pool.worker_pids().empty());
+  }
+
+  TEST_CASE("parent killed: its workers and fork server exit within a second" * doctest::timeout(30)) {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    int child_fd = ::dup(p[1]);  // not CLOEXEC: the victim writes to it
+    pid_t victim = spawn_self_with("CORING_PROCESS_POOL_TEST_CHILD=" + std::to_string(child_fd));
+    REQUIRE(victim > 0);
+    ::close(child_fd);
+    ::close(p[1]);
+    std::string text;
+    char buf[256];
+    pollfd pfd{p[0], POLLIN, 0};
+    while (text.find('\n') == std::string::npos && ::poll(&pfd, 1, 10000) == 1) {
+      ssize_t n = ::read(p[0], buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(p[0]);
+    std::istringstream in(text);
+    std::vector<int> pids;
+    for (int x; in >> x;) pids.push_back(x);
+    REQUIRE(pids.size() == 3);  // two workers and the fork server
+    for (int pid : pids) CHECK(!exited(pid));
+    ::kill(victim, SIGKILL);
+    int status = 0;
+    ::waitpid(victim, &status, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(eventually([&] {
+      for (int pid : pids)
+        if (!exited(pid)) return false;
+      return true;
+    }, 1000ms));
+    CHECK(std::chrono::steady_clock::now() - t0 < 1100ms);
+  }
+
+  TEST_CASE("without start_fork_server the pool starts it lazily, and refuses once other threads exist" *
+            doctest::timeout(30)) {
+    for (const char* mode : {"ok", "refuse"}) {
+      CAPTURE(mode);
+      pid_t child = spawn_self_with(std::string("CORING_PROCESS_POOL_TEST_LAZY=") + mode);
+      REQUIRE(child > 0);
+      int status = -1;
+      REQUIRE(::waitpid(child, &status, 0) == child);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+  }
+
+  TEST_CASE("8 MiB arguments and results round-trip" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    std::string big(8u << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
+    std::string back = pool.submit(reverse_copy, big).get();
+    REQUIRE(back.size() == big.size());
+    CHECK(std::equal(big.begin(), big.end(), back.rbegin()));
+    // and again, so that the worker's reused buffers are exercised
+    CHECK(pool.submit(reverse_copy, std::string("abc")).get() == "cba");
+    CHECK(pool.submit(reverse_copy, back).get() == big);
+  }
+
+  TEST_CASE("map keeps input order with chunks and a bound on jobs in flight" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    std::vector<int> in;
+    for (int i = 0; i < 100; ++i) in.push_back(i);
+    std::vector<int> out = coring::run(pool.map(square, in, {.chunk_size = 7, .max_in_flight = 3}));
+    REQUIRE(out.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(out[static_cast<std::size_t>(i)] == i * i);
+    std::vector<long> fibs = coring::run(pool.map(fib, std::vector<int>{10, 20, 25}));
+    CHECK(fibs == std::vector<long>{55, 6765, 75025});
+    // Caught without reading it: the map task's futures are gone by now (see the note at the top).
+    bool threw = false;
+    try {
+      (void)coring::run(pool.map(throw_runtime, std::vector<int>{1, 2, 3}));
+    } catch (const coring::remote_error&) {
+      threw = true;
+    }
+    CHECK(threw);
+  }
+
+  TEST_CASE("jobs submitted from many threads all complete" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    std::vector<std::thread> ts;
+    std::atomic<int> ok{0};
+    for (int t = 0; t < 4; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 200; ++i)
+          if (pool.submit(square, t * 1000 + i).get() == (t * 1000 + i) * (t * 1000 + i)) ++ok;
+      });
+    }
+    for (auto& t : ts) t.join();
+    CHECK(ok.load() == 800);
+  }
+}
