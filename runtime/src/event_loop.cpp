@@ -137,7 +137,8 @@ void detail::loop_core::sift_down(std::size_t i, timer_entry e) noexcept {
 
 event_loop::event_loop() : event_loop(options{}) {}
 
-event_loop::event_loop(const options& opts) : core_(std::make_unique<detail::loop_core>()) {
+event_loop::event_loop(const options& opts)
+    : core_(std::make_unique<detail::loop_core>()), owner_(std::this_thread::get_id()) {
   core_->setup_flags = setup_ring(core_->ring, opts.ring_entries);
   int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) {
@@ -276,6 +277,8 @@ void event_loop::drain_inbox() noexcept {
 
 void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   CORING_ASSERT(!running_, "an event loop step started while one is running (re-entrant run?)");
+  CORING_ASSERT(owner_ == std::this_thread::get_id(),
+                "an event loop runs only on the thread that created it (its ring is single-issuer)");
   running_ = true;
   struct running_reset {
     bool& flag;

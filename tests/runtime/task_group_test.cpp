@@ -9,6 +9,7 @@
 #include <coring/task.hpp>
 
 #include "support/counted.hpp"
+#include "support/tasks.hpp"
 #include "support/stopwatch.hpp"
 
 #include <chrono>
@@ -20,26 +21,13 @@ namespace {
 using namespace std::chrono_literals;
 using coring::task;
 using coring_test::counted;
+using coring_test::fails_after;
+using coring_test::cancellable;
 using coring_test::stopwatch;
 
 task<> count_after(std::chrono::milliseconds d, int& n, counted = {}) {
   co_await coring::sleep_for(d);
   ++n;
-}
-
-task<> fails_after(std::chrono::milliseconds d, std::string message) {
-  co_await coring::sleep_for(d);
-  throw std::runtime_error(message);
-}
-
-task<int> cancellable(int& cancellations, counted = {}) {
-  try {
-    co_await coring::sleep_for(10s);
-  } catch (const coring::cancelled&) {
-    ++cancellations;
-    throw;
-  }
-  co_return 0;
 }
 
 // Spawns two children of depth - 1 into the same group, down to depth 0.

@@ -8,6 +8,7 @@
 #include <coring/task.hpp>
 
 #include "support/counted.hpp"
+#include "support/tasks.hpp"
 #include "support/stopwatch.hpp"
 
 #include <chrono>
@@ -21,34 +22,12 @@ namespace {
 using namespace std::chrono_literals;
 using coring::task;
 using coring_test::counted;
+using coring_test::value_after;
+using coring_test::nothing_after;
+using coring_test::text_after;
+using coring_test::fails_after;
+using coring_test::cancellable;
 using coring_test::stopwatch;
-
-task<int> value_after(std::chrono::milliseconds d, int v) {
-  co_await coring::sleep_for(d);
-  co_return v;
-}
-
-task<std::string> text_after(std::chrono::milliseconds d, std::string s) {
-  co_await coring::sleep_for(d);
-  co_return s;
-}
-
-task<int> fails_after(std::chrono::milliseconds d, std::string message) {
-  co_await coring::sleep_for(d);
-  throw std::runtime_error(message);
-}
-
-task<int> cancellable(int& cancellations, counted = {}) {
-  try {
-    co_await coring::sleep_for(10s);
-  } catch (const coring::cancelled&) {
-    ++cancellations;
-    throw;
-  }
-  co_return 0;
-}
-
-task<> nothing_after(std::chrono::milliseconds d) { co_await coring::sleep_for(d); }
 
 }  // namespace
 

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace coring {
@@ -143,6 +144,7 @@ class event_loop {
   exception_handler on_error_;             // null: print to stderr
   statistics stats_;                       // counters
   event_loop* previous_current_ = nullptr; // this thread's current loop before us
+  std::thread::id owner_;                  // the thread that created the ring and alone may run it
   bool running_ = false;                   // inside run_until_complete / run_forever / run_once
   bool stop_requested_ = false;            // stop() was called
   bool draining_ = false;                  // cancel_all_and_drain() runs: new tasks are cancelled at once
