@@ -554,4 +554,15 @@ TEST_CASE("many threads submit at once" * doctest::timeout(30)) {
   CHECK(pool.worker_count() <= 4);  // never more than max_workers
 }
 
+coring::task<int> get_when_ready(coring::future<int>& f) {
+  while (!f.ready()) co_await coring::sleep_for(1ms);
+  co_return f.get();  // cannot block: allowed on the loop thread
+}
+
+TEST_CASE("get on a future that is already ready is allowed on a loop thread" * doctest::timeout(30)) {
+  coring::thread_pool pool(1);
+  coring::future<int> f = pool.submit([] { return 7; });
+  CHECK(coring::run(get_when_ready(f)) == 7);
+}
+
 }  // TEST_SUITE

@@ -221,13 +221,15 @@ class [[nodiscard]] future {
 
   /// Blocks until the job ends; gives its value or rethrows its exception
   /// (coring::cancelled if it was cancelled before it started).
-  /// **Requires:** not called on a thread that runs an event loop step (use co_await there).
+  /// **Requires:** ready(), or not called on a thread that runs an event loop
+  /// step (a wait there would stall the loop: co_await instead).
   T get() {
     wait();
     return s_->take();
   }
   /// Blocks until the job ends. **Requires:** as get().
   void wait() {
+    if (s_->ready()) return;
     CORING_ASSERT(!detail::on_loop_thread(), "blocking future::wait/get on an event loop thread: co_await it");
     s_->wait();
   }
