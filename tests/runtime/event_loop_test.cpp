@@ -260,6 +260,24 @@ TEST_CASE("stats count steps and the completions reaped from the ring" * doctest
   CHECK(loop.stats().steps > 0);
 }
 
+coring::task<> stop_after(coring::event_loop& loop, std::chrono::milliseconds d, bool& ran) {
+  co_await coring::sleep_for(d);
+  ran = true;
+  loop.stop();
+}
+
+TEST_CASE("run_forever runs spawned tasks until stop() and can run again" * doctest::timeout(5)) {
+  coring::event_loop loop;
+  bool first = false, second = false;
+  coring::spawn(stop_after(loop, 10ms, first)).detach();
+  loop.run_forever();
+  CHECK(first);
+  CHECK(loop.live_tasks() == 0);
+  coring::spawn(stop_after(loop, 1ms, second)).detach();
+  loop.run_forever();  // a second run starts afresh: the earlier stop() does not linger
+  CHECK(second);
+}
+
 }  // TEST_SUITE
 
 // Cross-thread posts start threads: the tsan preset runs suites named runtime/post*.
