@@ -6,12 +6,15 @@
 //   fork server ──SCM_RIGHTS{pidfd, socket}──> main
 //   main (manager thread) <──(SEQPACKET per worker: jobs, replies)──> worker
 //
-// The manager thread is a plain poll() loop over an eventfd (submissions,
-// cancels, shutdown), each worker's socket and each worker's pidfd: it does
-// no coroutine work of its own, and futures complete from it into their
-// awaiting loops' inboxes (or wake blocked threads).
+// The manager thread waits through its own io_uring (ring_waiter: one-shot
+// polls on an eventfd for submissions, cancels and shutdown, on each worker's
+// socket and on each worker's pidfd, so a worker's death is seen through the
+// ring); it does no coroutine work of its own, and futures complete from it
+// into their awaiting loops' inboxes (or wake blocked threads).
 
 #include <coring/process_pool.hpp>
+
+#include <liburing.h>
 
 #include <cxxabi.h>
 #include <dirent.h>
@@ -35,6 +38,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <unordered_map>
 #include <map>
 #include <mutex>
 #include <string>
@@ -560,6 +565,97 @@ std::exception_ptr cancelled_ptr() { return std::make_exception_ptr(cancelled{})
 
 }  // namespace
 
+// The manager's wait, through its own io_uring: one-shot POLL_ADDs on the
+// wake eventfd, each worker's socket and each worker's pidfd (a pidfd polls
+// readable when the process exits), re-armed after they fire — poll(2)
+// semantics, but worker death is seen through the ring (shared/DESIGN.md).
+// A poll in the ring holds a reference to its file: a socket we close with a
+// poll still armed would stay open for the worker (no end of stream), so
+// close() removes the poll and reaps its completion before closing.
+class ring_waiter {
+ public:
+  ring_waiter() {
+    int r = io_uring_queue_init(64, &ring_, 0);
+    if (r < 0) throw io_error(-r, "process_pool: creating the manager's io_uring");
+  }
+  ring_waiter(const ring_waiter&) = delete;
+  ring_waiter& operator=(const ring_waiter&) = delete;
+  ~ring_waiter() { io_uring_queue_exit(&ring_); }
+
+  /// Watches `fd` for POLLIN (arms a poll unless one is armed).
+  void watch(int fd) {
+    if (fd < 0) return;
+    slot& s = slots_[fd];
+    if (s.armed) return;
+    io_uring_sqe* sqe = sqe_or_flush();
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, static_cast<std::uint64_t>(fd) + 1);
+    s.armed = true;
+  }
+  /// Submits and waits until at least one watched fd is ready.
+  void wait() {
+    int r = io_uring_submit_and_wait(&ring_, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) return;
+    reap();
+  }
+  /// True (once) if `fd` became readable in the last wait.
+  bool take_ready(int fd) {
+    auto it = slots_.find(fd);
+    if (it == slots_.end() || !it->second.ready) return false;
+    it->second.ready = false;
+    return true;
+  }
+  /// Removes `fd`'s poll (waiting for the ring to let go of the file), then closes it.
+  void close(int& fd) noexcept {
+    if (fd < 0) return;
+    auto it = slots_.find(fd);
+    if (it != slots_.end() && it->second.armed) {
+      if (io_uring_sqe* sqe = sqe_or_flush()) {
+        io_uring_prep_poll_remove(sqe, static_cast<std::uint64_t>(fd) + 1);
+        io_uring_sqe_set_data64(sqe, 0);
+        while (slots_[fd].armed) {
+          if (io_uring_submit_and_wait(&ring_, 1) < 0) break;
+          reap();
+        }
+      }
+    }
+    slots_.erase(fd);
+    close_fd(fd);
+  }
+
+ private:
+  struct slot {
+    bool armed = false;  // a POLL_ADD for it is in the ring
+    bool ready = false;  // it fired and has not been taken
+  };
+
+  io_uring_sqe* sqe_or_flush() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+  void reap() noexcept {
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      std::uint64_t ud = cqe->user_data;
+      if (ud == 0) continue;  // a POLL_REMOVE's own completion
+      auto it = slots_.find(static_cast<int>(ud - 1));
+      if (it == slots_.end()) continue;
+      it->second.armed = false;
+      if (cqe->res != -ECANCELED) it->second.ready = true;
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+
+  io_uring ring_{};                        // the manager thread's own ring
+  std::unordered_map<int, slot> slots_;    // by fd
+};
+
 class process_pool_impl {
  public:
   explicit process_pool_impl(const process_pool_options& opts) : opts_(opts) {
@@ -699,24 +795,41 @@ class process_pool_impl {
 
   // ---- manager thread ----
 
+  // Closes an fd the manager may be watching (see ring_waiter::close).
+  void close_watched(int& fd) noexcept {
+    if (waiter_) {
+      waiter_->close(fd);
+    } else {
+      close_fd(fd);
+    }
+  }
+
   void run() noexcept {
-    std::vector<pollfd> fds;
     std::vector<std::unique_ptr<job>> taken;
     std::vector<future_state_base*> cancels;
+    try {
+      waiter_.emplace();
+    } catch (const std::exception& e) {
+      break_pool(std::string("process pool manager: ") + e.what());
+    }
     for (;;) {
       maintain();
       if (shutting_ && pending_.empty() && workers_.empty()) break;
 
-      fds.clear();
-      fds.push_back({wake_fd_, POLLIN, 0});
-      for (auto& w : workers_) {
-        fds.push_back({w->sock, static_cast<short>(w->sock >= 0 ? POLLIN : 0), 0});
-        fds.push_back({w->pidfd, POLLIN, 0});
+      if (waiter_) {
+        waiter_->watch(wake_fd_);
+        for (auto& w : workers_) {
+          waiter_->watch(w->sock);
+          waiter_->watch(w->pidfd);
+        }
+        waiter_->wait();
+      } else {
+        // No ring could be made: a broken pool only needs its wake-ups.
+        pollfd pfd{wake_fd_, POLLIN, 0};
+        ::poll(&pfd, 1, -1);
       }
-      int n = ::poll(fds.data(), fds.size(), -1);
-      if (n < 0) continue;  // EINTR
 
-      if (fds[0].revents) {
+      if (!waiter_ || waiter_->take_ready(wake_fd_)) {
         // Read first, then clear the flag: a producer that saw the flag set
         // before the clear has pushed under m_, which we take below; one that
         // sets it after the clear writes the eventfd again. (Clearing before
@@ -746,13 +859,13 @@ class process_pool_impl {
         cancels.clear();
         if (shut) begin_shutdown(so);
       }
-      // Workers are visited by index: handle_exit() removes from workers_.
-      std::size_t count = workers_.size();
+      // Collect first: handle_exit() removes from workers_.
       std::vector<worker*> exited;
-      for (std::size_t i = 0; i < count; ++i) {
-        worker* w = workers_[i].get();
-        if (fds[1 + 2 * i].revents) read_replies(*w);
-        if (fds[2 + 2 * i].revents) exited.push_back(w);
+      for (auto& wp : workers_) {
+        worker* w = wp.get();
+        if (!waiter_) continue;
+        if (waiter_->take_ready(w->sock)) read_replies(*w);
+        if (waiter_->take_ready(w->pidfd)) exited.push_back(w);
       }
       for (worker* w : exited) handle_exit(*w);
       if (broken() && !pending_.empty()) fail_all_pending();
@@ -769,9 +882,12 @@ class process_pool_impl {
         taken.push_back(std::move(incoming_.front()));
         incoming_.pop_front();
       }
-      close_fd(wake_fd_);
+      close_watched(wake_fd_);
       pids_.clear();
     }
+    // Close the ring before anyone learns that the shutdown is complete: a
+    // caller counting its descriptors then must not find ours.
+    waiter_.reset();
     for (auto& j : taken) fail_unstarted(*j, std::make_exception_ptr(error("process pool is shut down")));
     for (future_state_base* s : cancels) s->release();
     for (auto* w : waiters) complete_waiter(w);
@@ -807,7 +923,7 @@ class process_pool_impl {
     dispatch();
     for (auto& w : workers_) {
       if (w->sock >= 0 && w->inflight.empty() && (w->retiring || (shutting_ && pending_.empty()))) {
-        close_fd(w->sock);  // the worker reads end of stream and exits
+        close_watched(w->sock);  // the worker reads end of stream and exits
       }
     }
   }
@@ -853,7 +969,7 @@ class process_pool_impl {
         if (err != 0) {
           // The worker is going away; its pidfd will tell. Keep the job.
           pending_.push_front(std::move(j));
-          close_fd(w.sock);
+          close_watched(w.sock);
           continue;
         }
         w.inflight.push_back(std::move(j));
@@ -870,7 +986,7 @@ class process_pool_impl {
       int r = recv_message(w.sock, rx_, h, payload, true);
       if (r == -EAGAIN) return;
       if (r <= 0) {  // end of stream or error: the pidfd reports the exit
-        close_fd(w.sock);
+        close_watched(w.sock);
         return;
       }
       switch (h.kind) {
@@ -971,8 +1087,8 @@ class process_pool_impl {
         }
       }
     }
-    close_fd(w.pidfd);
-    close_fd(w.sock);
+    close_watched(w.pidfd);
+    close_watched(w.sock);
     auto it = std::find_if(workers_.begin(), workers_.end(), [&](auto& p) { return p.get() == &w; });
     workers_.erase(it);
     update_pids();
@@ -1067,6 +1183,7 @@ class process_pool_impl {
   std::atomic<bool> broken_{false};                    // written under m_, read lock-free
   std::atomic<bool> wake_pending_{false};              // an eventfd write is pending: no need for another
   int wake_fd_ = -1;                                   // eventfd the manager polls; closed by it at its end
+  std::optional<ring_waiter> waiter_;  // the manager thread's ring (made on that thread)
 
   // Manager thread only.
   std::deque<std::unique_ptr<job>> pending_;           // accepted, not yet sent to a worker
