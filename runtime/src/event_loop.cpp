@@ -198,7 +198,10 @@ void event_loop::post(std::function<void()> fn) {
   auto* item = new posted_function;
   item->fn = std::move(fn);
   item->run = &posted_function::run_it;
-  if (!inbox_->push(item)) delete item;
+  // Hold the inbox ourselves: once the item is in, the loop may run it, end
+  // and be destroyed while push() still touches the park word and eventfd.
+  std::shared_ptr<detail::inbox> box = inbox_;
+  if (!box->push(item)) delete item;
 }
 
 void event_loop::add_timer(detail::timer_node& t) { core_->heap_push(t); }

@@ -14,6 +14,7 @@
 #include <coring/outcome.hpp>
 #include <coring/process_pool.hpp>
 #include <coring/queue.hpp>
+#include <coring/run_coroutine_threadsafe.hpp>
 #include <coring/serialize.hpp>
 #include <coring/semaphore.hpp>
 #include <coring/sleep.hpp>
