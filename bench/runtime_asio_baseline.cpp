@@ -37,6 +37,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #pragma GCC diagnostic pop
 
+#include "support/rss.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -76,22 +78,8 @@ volatile std::uint64_t g_sink = 0;
   std::exit(1);
 }
 
-long current_rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) fail("cannot open /proc/self/statm");
-  long size_pages = 0;
-  long resident_pages = 0;
-  const int n = std::fscanf(f, "%ld %ld", &size_pages, &resident_pages);
-  std::fclose(f);
-  if (n != 2) fail("cannot parse /proc/self/statm");
-  return resident_pages * sysconf(_SC_PAGESIZE);
-}
-
-long peak_rss_kib() {
-  rusage ru{};
-  if (getrusage(RUSAGE_SELF, &ru) != 0) fail("getrusage failed");
-  return ru.ru_maxrss;  // KiB on Linux
-}
+using bench::current_rss_bytes;
+using bench::peak_rss_kib;
 
 double elapsed_ns(clock_type::time_point a, clock_type::time_point b) {
   return static_cast<double>(

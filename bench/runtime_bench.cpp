@@ -17,6 +17,8 @@
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 
+#include "support/rss.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -43,21 +45,8 @@ volatile std::uint64_t sink = 0;
   std::exit(1);
 }
 
-long current_rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) fail("cannot open /proc/self/statm");
-  long size = 0, resident = 0;
-  int n = std::fscanf(f, "%ld %ld", &size, &resident);
-  std::fclose(f);
-  if (n != 2) fail("cannot parse /proc/self/statm");
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
-long peak_rss_kib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
+using bench::current_rss_bytes;
+using bench::peak_rss_kib;
 
 struct result {
   double total_ns = 0;

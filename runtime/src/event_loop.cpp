@@ -185,6 +185,12 @@ int event_loop::fd() const noexcept { return core_->ring.ring_fd; }
 
 unsigned event_loop::setup_flags() const noexcept { return core_->setup_flags; }
 
+event_loop::statistics event_loop::stats() const noexcept {
+  statistics s = stats_;
+  s.wakeups = inbox_->wakeups();  // counted by the producers, in the inbox
+  return s;
+}
+
 void event_loop::set_exception_handler(exception_handler handler) { on_error_ = std::move(handler); }
 
 std::optional<std::chrono::nanoseconds> event_loop::next_timeout() const {
@@ -349,7 +355,6 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   }
   io_uring_cq_advance(&ring, seen);
   stats_.completions += seen;
-  stats_.wakeups = inbox_->wakeups();
 
   // 2. Timers and posts from other threads.
   if (!c.heap.empty()) {

@@ -181,10 +181,13 @@ struct receiver {
   std::string large;  // a memfd payload, read whole
 };
 
-// Receives one message. Returns 1 (h and payload set), 0 at end of stream,
-// -EAGAIN when nonblocking and nothing is there, or another -errno.
-int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload, bool nonblocking) {
-  iovec iov{r.buf.data(), r.buf.size()};
+// recvmsg() of one message into buf[0, len), keeping the first `max_fds`
+// descriptors passed with it (SCM_RIGHTS, close-on-exec) in fds and closing
+// any others. Returns the byte count or -errno; `got` counts the fds kept and
+// `msg_flags` reports truncation.
+ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds, std::size_t max_fds,
+                      std::size_t& got, int& msg_flags) {
+  iovec iov{buf, len};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -193,29 +196,40 @@ int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload
   msg.msg_controllen = sizeof control;
   ssize_t n;
   do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0));
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
-  int fd = -1;
+  got = 0;
+  msg_flags = msg.msg_flags;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int got;
-        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (fd < 0) {
-          fd = got;
-        } else {
-          ::close(got);
-        }
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (got < max_fds) {
+        fds[got++] = fd;
+      } else {
+        ::close(fd);
       }
     }
   }
+  return n;
+}
+
+// Receives one message. Returns 1 (h and payload set), 0 at end of stream,
+// -EAGAIN when nonblocking and nothing is there, or another -errno.
+int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload, bool nonblocking) {
+  int fd = -1;
+  std::size_t got = 0;
+  int msg_flags = 0;
+  ssize_t n = recv_with_fds(sock, r.buf.data(), r.buf.size(), nonblocking ? MSG_DONTWAIT : 0, &fd, 1, got, msg_flags);
+  if (n < 0) return static_cast<int>(n);
   if (n == 0) {
     close_fd(fd);
     return 0;
   }
-  if (static_cast<std::size_t>(n) < sizeof h || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+  if (static_cast<std::size_t>(n) < sizeof h || (msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
     close_fd(fd);
     return -EPROTO;
   }
@@ -493,36 +507,15 @@ spawned spawn_worker(void (*initializer)(), std::size_t memory_limit) {
   } while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof req)) throw io_error(n < 0 ? errno : EPROTO, "process_pool: request to the fork server");
   spawn_reply reply{};
-  iovec iov{&reply, sizeof reply};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  do {
-    n = ::recvmsg(s.sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
   int fds[2] = {-1, -1};
   std::size_t got = 0;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (got < 2) {
-        fds[got++] = fd;
-      } else {
-        ::close(fd);
-      }
-    }
-  }
+  int msg_flags = 0;
+  n = recv_with_fds(s.sock, &reply, sizeof reply, 0, fds, 2, got, msg_flags);
   if (n != static_cast<ssize_t>(sizeof reply) || got != 2 || reply.err != 0) {
     close_fd(fds[0]);
     close_fd(fds[1]);
     if (n == 0) throw error("process_pool: the fork server is gone (pid " + std::to_string(s.pid) + ")");
-    int e = n < 0 ? errno : (reply.err != 0 ? reply.err : EPROTO);
+    int e = n < 0 ? static_cast<int>(-n) : (reply.err != 0 ? reply.err : EPROTO);
     throw io_error(e, "process_pool: the fork server could not start a worker");
   }
   return {reply.pid, fds[0], fds[1]};

@@ -106,7 +106,7 @@ class event_loop {
   /// The IORING_SETUP_* flags the ring was created with.
   [[nodiscard]] unsigned setup_flags() const noexcept;
   /// Counters since creation.
-  [[nodiscard]] const statistics& stats() const noexcept { return stats_; }
+  [[nodiscard]] statistics stats() const noexcept;
   /// True while a run step of this loop is executing (on its thread).
   [[nodiscard]] bool running() const noexcept { return running_; }
   /// Spawned tasks that have not ended yet.
@@ -142,7 +142,7 @@ class event_loop {
   std::shared_ptr<detail::inbox> inbox_;   // cross-thread posts; shared with producers
   std::vector<detail::task_node*> live_;   // spawned tasks that have not ended (node.live_index is the slot)
   exception_handler on_error_;             // null: print to stderr
-  statistics stats_;                       // counters
+  statistics stats_;                       // counters kept by the loop (wakeups live in the inbox)
   event_loop* previous_current_ = nullptr; // this thread's current loop before us
   std::thread::id owner_;                  // the thread that created the ring and alone may run it
   bool running_ = false;                   // inside run_until_complete / run_forever / run_once
