@@ -35,15 +35,16 @@ coring::task<> run_countdowns() {
   countdowns.push_back(countdown("D", 1, 50ms));
   countdowns.push_back(countdown("E", 1, 10ms));
 
-  auto finished = coring::as_completed(std::move(countdowns));
-  while (!finished.done()) {
-    try {
-      std::string who = co_await finished.next();
-      std::printf("done:   %s\n", who.c_str());
-    } catch (const std::exception& e) {
-      std::printf("failed: %s\n", e.what());
+  co_await coring::as_completed(std::move(countdowns), [](auto& finished) -> coring::task<> {
+    while (!finished.done()) {
+      try {
+        std::string who = co_await finished.next();
+        std::printf("done:   %s\n", who.c_str());
+      } catch (const std::exception& e) {
+        std::printf("failed: %s\n", e.what());
+      }
     }
-  }
+  });
 
   auto before = coring::clock::now();
   try {

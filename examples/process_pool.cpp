@@ -1,7 +1,7 @@
 // process_pool: CPU-bound work in worker processes that survives a crash.
 //
 // What it shows: submit() of a plain function with serialisable arguments,
-// map() over a range in chunks, as_completed() over the futures, and a job
+// map() over a range in chunks, as_completed_indices() over the futures, and a job
 // that segfaults: that one job fails with coring::broken_worker, the worker
 // is replaced, and every other job still completes.
 //
@@ -51,11 +51,11 @@ int main() {
   // map: chunks of 5 elements per job, results in input order.
   std::printf("sum of fib(0..29) = %ld\n", coring::run(sum_of_fibs(pool)));
 
-  // as_completed: indices in the order the jobs end.
+  // as_completed_indices: indices in the order the jobs end.
   std::vector<coring::future<long>> fs;
   for (int n : {32, 22, 27}) fs.push_back(pool.submit(fib, n));
   std::printf("as_completed order:");
-  for (std::size_t i : coring::as_completed(fs)) std::printf(" fib(%d)=%ld", i == 0 ? 32 : i == 1 ? 22 : 27, fs[i].get());
+  for (std::size_t i : coring::as_completed_indices(fs)) std::printf(" fib(%d)=%ld", i == 0 ? 32 : i == 1 ? 22 : 27, fs[i].get());
   std::printf("\n");
 
   // A crashing job fails alone; the pool replaces the worker and goes on.

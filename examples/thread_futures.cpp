@@ -3,7 +3,7 @@
 // What it shows:
 //   1. A plain main() with no event loop at all, written like Python's
 //      concurrent.futures: ThreadPoolExecutor.submit → thread_pool::submit,
-//      as_completed → coring::as_completed, Executor.map → thread_pool::map,
+//      as_completed → coring::as_completed_indices, Executor.map → thread_pool::map,
 //      shutdown → thread_pool::shutdown, Future.result() → future::get().
 //   2. The same "downloads" awaited from a coroutine under coring::run with
 //      coring::to_thread (asyncio.to_thread): the loop thread never blocks,
@@ -52,7 +52,7 @@ void plain_threads() {
   std::vector<coring::future<std::size_t>> futures;
   for (const auto& [site, ms] : sites) futures.push_back(pool.submit(download, site, ms));
 
-  for (std::size_t i : coring::as_completed(futures)) {  // completion order
+  for (std::size_t i : coring::as_completed_indices(futures)) {  // completion order
     std::printf("  %-36s -> %zu bytes\n", sites[i].first.c_str(), futures[i].get());
   }
 
@@ -73,7 +73,7 @@ coring::task<std::size_t> with_coroutines() {
   for (const auto& [site, ms] : sites) futures.push_back(coring::to_thread(download, site, ms));
 
   std::size_t total = 0;
-  auto done = coring::as_completed(futures);
+  auto done = coring::as_completed_indices(futures);
   while (auto i = co_await done.next()) {  // the loop stays free meanwhile
     std::size_t bytes = co_await futures[*i];  // already done: no suspension
     std::printf("  %-36s -> %zu bytes\n", sites[*i].first.c_str(), bytes);

@@ -1,7 +1,7 @@
 #include <coring/event_loop.hpp>
 
 #include <coring/detail/inbox.hpp>
-#include <coring/detail/ring_operation.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/error.hpp>
 
 #include "loop_core.hpp"
@@ -24,8 +24,9 @@ std::int64_t now_ns() noexcept {
       .count();
 }
 
-// Creates the ring with the cheapest flags the kernel accepts (see
-// shared/design/offload.md: SINGLE_ISSUER|DEFER_TASKRUN needs 6.1; COOP_TASKRUN 5.19).
+// Creates the ring with the cheapest flags the kernel accepts
+// (SINGLE_ISSUER|DEFER_TASKRUN needs Linux 6.1, COOP_TASKRUN 5.19; see
+// docs/runtime.md for what each costs).
 unsigned setup_ring(io_uring& ring, unsigned entries) {
   const unsigned candidates[] = {
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -43,22 +44,6 @@ unsigned setup_ring(io_uring& ring, unsigned entries) {
   }
   throw io_error(-err, "event_loop: creating an io_uring with " + std::to_string(entries) + " entries");
 }
-
-// Runs a posted std::function on the loop.
-struct posted_function : detail::inbox_item {
-  std::function<void()> fn;
-  static void run_it(detail::inbox_item* self, bool alive) noexcept {
-    auto* p = static_cast<posted_function*>(self);
-    if (alive) {
-      try {
-        p->fn();
-      } catch (...) {
-        if (event_loop* loop = event_loop::current()) loop->report(std::current_exception(), "posted function");
-      }
-    }
-    delete p;
-  }
-};
 
 std::string describe(std::exception_ptr e) {
   try {
@@ -147,6 +132,9 @@ event_loop::event_loop(const options& opts)
     throw io_error(err, "event_loop: creating its wake-up eventfd");
   }
   inbox_ = std::make_shared<detail::inbox>(efd);
+  // Room for the cancels that a full submission queue makes us keep, so that
+  // keeping one does not allocate.
+  core_->pending_cancels.reserve(64);
   core_->efd_completion.complete = [](detail::completion*, int, unsigned) noexcept {
     // The eventfd became readable: empty its counter; the loop re-arms the
     // poll the next time it parks.
@@ -160,10 +148,7 @@ event_loop::event_loop(const options& opts)
 }
 
 event_loop::~event_loop() {
-  {
-    current_scope scope(this);
-    cancel_all_and_drain();
-  }
+  shut_down();
   auto& c = *core_;
   if (c.efd_armed) {
     // The poll holds no buffer, but wait for it anyway so that nothing of
@@ -177,6 +162,20 @@ event_loop::~event_loop() {
   inbox_->close();
   io_uring_queue_exit(&c.ring);
   if (tl_current == this) tl_current = previous_current_;
+}
+
+void event_loop::shut_down() noexcept {
+  current_scope scope(this);
+  try {
+    cancel_all_and_drain();
+  } catch (...) {
+    // A ring that fails now cannot finish the drain: the frames still in it
+    // are leaked rather than freed under the kernel, and we say so.
+    draining_ = false;
+    std::string what = describe(std::current_exception());
+    std::fprintf(stderr, "coring: the event loop failed while shutting down (%s); %zu task(s) leaked\n", what.c_str(),
+                 live_.size());
+  }
 }
 
 event_loop* event_loop::current() noexcept { return tl_current; }
@@ -200,81 +199,126 @@ std::optional<std::chrono::nanoseconds> event_loop::next_timeout() const {
   return std::chrono::nanoseconds(left > 0 ? left : 0);
 }
 
-void event_loop::post(std::function<void()> fn) {
-  auto* item = new posted_function;
-  item->fn = std::move(fn);
-  item->run = &posted_function::run_it;
+void event_loop::post_item(detail::inbox_item* item) noexcept {
   // Hold the inbox ourselves: once the item is in, the loop may run it, end
   // and be destroyed while push() still touches the park word and eventfd.
   std::shared_ptr<detail::inbox> box = inbox_;
-  if (!box->push(item)) delete item;
+  if (!box->push(item)) item->run(item, false);
 }
 
-void event_loop::add_timer(detail::timer_node& t) { core_->heap_push(t); }
+void detail::report_posted_failure(std::exception_ptr error) noexcept {
+  if (event_loop* loop = event_loop::current()) {
+    loop_access::report(*loop, std::move(error), "posted function");
+  } else {
+    std::fprintf(stderr, "coring: a posted function threw: %s\n", describe(error).c_str());
+  }
+}
 
-void event_loop::remove_timer(detail::timer_node& t) noexcept { core_->heap_remove(t); }
+// ---------------------------------------------------------------- loop_access
 
 namespace {
-io_uring_sqe* get_sqe(io_uring& ring) {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-  if (!sqe) {
-    // The SQ is full: hand what we have to the kernel and take a fresh slot.
-    int r = io_uring_submit(&ring);
-    if (r < 0 && r != -EBUSY && r != -EAGAIN) throw io_error(-r, "event_loop: submitting to the ring");
-    sqe = io_uring_get_sqe(&ring);
-    if (!sqe) throw io_error(EBUSY, "event_loop: the submission queue stays full");
-  }
+// An SQE, flushing the queue to the kernel once if it is full; null if it
+// stays full (the kernel refuses SQEs while its completion backlog is full).
+io_uring_sqe* try_sqe(io_uring& ring) noexcept {
+  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) return sqe;
+  io_uring_submit(&ring);
+  return io_uring_get_sqe(&ring);
+}
+
+io_uring_sqe* sqe_or_throw(io_uring& ring) {
+  io_uring_sqe* sqe = try_sqe(ring);
+  if (!sqe) throw io_error(EBUSY, "event_loop: the submission queue stays full");
   return sqe;
+}
+
+void prep_cancel(io_uring_sqe* sqe, detail::completion* target) noexcept {
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(target), 0);
+  io_uring_sqe_set_data64(sqe, 0);
 }
 }  // namespace
 
-void event_loop::submit(detail::ring_operation& op) {
-  io_uring_sqe* sqe = get_sqe(core_->ring);
-  op.prepare(sqe);
-  io_uring_sqe_set_data(sqe, static_cast<detail::completion*>(&op));
-  ++core_->in_flight;
+namespace detail {
+
+void loop_access::add_timer(event_loop& l, timer_node& t) { l.core_->heap_push(t); }
+
+void loop_access::remove_timer(event_loop& l, timer_node& t) noexcept { l.core_->heap_remove(t); }
+
+io_uring_sqe* loop_access::sqe_for(event_loop& l, completion& c) {
+  io_uring_sqe* sqe = sqe_or_throw(l.core_->ring);
+  io_uring_sqe_set_data(sqe, &c);
+  ++l.core_->in_flight;
+  return sqe;
 }
 
-void event_loop::submit_cancel(detail::ring_operation& op) {
-  io_uring_sqe* sqe;
-  try {
-    sqe = get_sqe(core_->ring);
-  } catch (...) {
-    return;  // the operation will still complete by itself; nothing leaks
-  }
-  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<detail::completion*>(&op)), 0);
+io_uring_sqe* loop_access::untracked_sqe(event_loop& l) {
+  io_uring_sqe* sqe = sqe_or_throw(l.core_->ring);
   io_uring_sqe_set_data64(sqe, 0);
+  return sqe;
 }
 
-void event_loop::adopt(detail::task_node& n) {
-  n.live_index = static_cast<std::uint32_t>(live_.size());
-  live_.push_back(&n);
+void loop_access::reserve_sqes(event_loop& l, unsigned n) {
+  io_uring& ring = l.core_->ring;
+  if (io_uring_sq_space_left(&ring) >= n) return;
+  io_uring_submit(&ring);
+  if (io_uring_sq_space_left(&ring) < n) throw io_error(EBUSY, "event_loop: the submission queue stays full");
+}
+
+void loop_access::submit_cancel(event_loop& l, completion& c) noexcept {
+  loop_core& core = *l.core_;
+  if (core.pending_cancels.empty()) {
+    if (io_uring_sqe* sqe = try_sqe(core.ring)) {
+      prep_cancel(sqe, &c);
+      return;
+    }
+  }
+  // Kept, in order, until the next step can send it; dropped if the
+  // operation completes first (see step()).
+  try {
+    core.pending_cancels.push_back(&c);
+  } catch (...) {
+    std::fprintf(stderr, "coring: out of memory keeping a cancel; the operation runs to its end\n");
+  }
+}
+
+io_uring& loop_access::ring(event_loop& l) noexcept { return l.core_->ring; }
+
+void loop_access::adopt(event_loop& l, task_node& n) {
+  n.live_index = static_cast<std::uint32_t>(l.live_.size());
+  l.live_.push_back(&n);
   n.live = true;
-  if (draining_) detail::request_cancel(n);
+  if (l.draining_) request_cancel(n);
 }
 
-void event_loop::forget(detail::task_node& n) noexcept {
+void loop_access::forget(event_loop& l, task_node& n) noexcept {
   if (!n.live) return;
-  detail::task_node* last = live_.back();
-  live_[n.live_index] = last;
+  task_node* last = l.live_.back();
+  l.live_[n.live_index] = last;
   last->live_index = n.live_index;
-  live_.pop_back();
+  l.live_.pop_back();
   n.live = false;
 }
 
-void event_loop::report(std::exception_ptr error, const char* task_name) noexcept {
+void loop_access::report(event_loop& l, std::exception_ptr error, const char* task_name) noexcept {
   const char* name = task_name ? task_name : "unnamed task";
-  if (on_error_) {
+  if (l.on_error_) {
     try {
-      on_error_(error, name);
+      l.on_error_(error, name);
       return;
     } catch (...) {
       std::fprintf(stderr, "coring: the exception handler threw; reporting to stderr\n");
     }
   }
-  std::string what = describe(error);
-  std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved: %s\n", name, what.c_str());
+  try {
+    std::string what = describe(error);
+    std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved: %s\n", name, what.c_str());
+  } catch (...) {  // out of memory for the message: say what we can
+    std::fprintf(stderr, "coring: task '%s' ended with an exception nobody retrieved\n", name);
+  }
 }
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- run steps
 
 void event_loop::drain_inbox() noexcept {
   for (detail::inbox_item* item = inbox_->take_all(); item;) {
@@ -298,12 +342,23 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   auto& c = *core_;
   io_uring& ring = c.ring;
 
+  // 0. Cancels that found the submission queue full last time go first.
+  if (!c.pending_cancels.empty()) {
+    std::size_t sent = 0;
+    for (; sent < c.pending_cancels.size(); ++sent) {
+      io_uring_sqe* sqe = try_sqe(ring);
+      if (!sqe) break;
+      prep_cancel(sqe, c.pending_cancels[sent]);
+    }
+    c.pending_cancels.erase(c.pending_cancels.begin(), c.pending_cancels.begin() + static_cast<std::ptrdiff_t>(sent));
+  }
+
   // 1. Talk to the kernel: submit what the last batch queued and reap
   //    completions. Block only when nothing is ready, so the caller's
   //    condition (checked between steps, right after coroutines ran) is never
   //    stale when we sleep.
   std::int64_t wait_ns = 0;
-  if (may_block && ready_.empty() && !stop_requested_ && !inbox_->has_items()) {
+  if (may_block && ready_.empty() && !stop_requested_ && !inbox_->has_items() && c.pending_cancels.empty()) {
     wait_ns = max_wait_ns;  // -1: no limit
     if (!c.heap.empty()) {
       std::int64_t left = c.heap.front().deadline_ns - now_ns();
@@ -313,7 +368,7 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   }
   if (wait_ns != 0) {
     if (!c.efd_armed) {
-      io_uring_sqe* sqe = get_sqe(ring);
+      io_uring_sqe* sqe = sqe_or_throw(ring);
       io_uring_prep_poll_add(sqe, inbox_->fd(), POLLIN);
       io_uring_sqe_set_data(sqe, &c.efd_completion);
       c.efd_armed = true;
@@ -350,7 +405,12 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     std::uint64_t ud = cqe->user_data;
     if (ud == 0 || ud == LIBURING_UDATA_TIMEOUT) continue;
     auto* comp = reinterpret_cast<detail::completion*>(ud);
-    if (comp != &c.efd_completion && !(cqe->flags & IORING_CQE_F_MORE)) --c.in_flight;
+    if (comp != &c.efd_completion && !(cqe->flags & IORING_CQE_F_MORE)) {
+      --c.in_flight;
+      // A cancel still kept for an operation that has ended would hit
+      // whatever reuses its address: drop it.
+      if (!c.pending_cancels.empty()) std::erase(c.pending_cancels, comp);
+    }
     comp->complete(comp, cqe->res, cqe->flags);
   }
   io_uring_cq_advance(&ring, seen);
@@ -388,7 +448,7 @@ void event_loop::cancel_all_and_drain() {
   for (std::size_t i = 0; i < live_.size(); ++i) detail::request_cancel(*live_[i]);
   while (!live_.empty() || !ready_.empty()) {
     bool progress_possible = !ready_.empty() || core_->in_flight != 0 || !core_->heap.empty() ||
-                             inbox_->has_items();
+                             inbox_->has_items() || !core_->pending_cancels.empty();
     if (!progress_possible) {
       std::fprintf(stderr, "coring: %zu task(s) could not be cancelled at loop shutdown; their frames are leaked\n",
                    live_.size());

@@ -1,5 +1,13 @@
 #include <coring/future.hpp>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <ctime>
+
 namespace coring::detail {
 
 bool on_loop_thread() noexcept {
@@ -7,97 +15,111 @@ bool on_loop_thread() noexcept {
   return loop != nullptr && loop->running();
 }
 
-bool future_state_base::start() noexcept {
-  std::lock_guard lock(m_);
-  if (stage_.load(std::memory_order_relaxed) != stage::pending) return false;
-  stage_.store(stage::running, std::memory_order_release);
-  return true;
+namespace {
+// The word is a std::atomic<std::uint32_t>, which has the size and layout of
+// the futex's u32. Private futexes: the state never crosses processes.
+std::uint32_t* futex_word(std::atomic<std::uint32_t>& a) noexcept { return reinterpret_cast<std::uint32_t*>(&a); }
+
+// Sleeps while the word holds `expected`, until `abs` (CLOCK_MONOTONIC, the
+// clock of steady_clock on Linux) if given. Spurious returns are fine: callers loop.
+void futex_wait(std::atomic<std::uint32_t>& a, std::uint32_t expected, const timespec* abs) noexcept {
+  ::syscall(SYS_futex, futex_word(a), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, abs, nullptr,
+            FUTEX_BITSET_MATCH_ANY);
 }
 
-namespace {
-// After a transition to done under the lock: wake blocked threads and hand
-// the awaiting coroutine (if any) to its loop.
-void publish(std::condition_variable& cv, bool wake_threads, future_state_base::waiter* w) noexcept {
-  if (wake_threads) cv.notify_all();
-  if (w) {
-    // The push hands the waiter to its loop, which may resume the coroutine
-    // and free the waiter at once: keep the inbox alive ourselves and touch
-    // nothing of w after the push.
-    std::shared_ptr<inbox> box = w->box;
-    // A closed inbox (its loop is gone) does not take the item: it is ours
-    // to dispose of, as inbox::push documents.
-    if (!box->push(w)) w->run(w, false);
-  }
+void futex_wake_all(std::atomic<std::uint32_t>& a) noexcept {
+  ::syscall(SYS_futex, futex_word(a), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr, nullptr, 0);
 }
 }  // namespace
 
-void future_state_base::finish() noexcept {
-  waiter* w;
-  bool wake_threads;
-  {
-    std::lock_guard lock(m_);
-    stage_.store(stage::done, std::memory_order_release);
-    w = std::exchange(waiter_, nullptr);
-    wake_threads = sleepers_ != 0;
+bool future_state_base::start() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    if (stage_of(w) != stage::pending) return false;
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::running),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
+  return true;
+}
+
+// Moves the word to done (with `extra` flags) if its stage is one of
+// `from_mask` (bit per stage); then wakes sleepers and hands the awaiting
+// coroutine to its loop. False if the stage was not in the mask.
+bool future_state_base::end(std::uint32_t from_mask, std::uint32_t extra) noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    if (((1u << (w & stage_mask)) & from_mask) == 0) return false;
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::done) | extra,
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
+  if (w & sleepers_bit) futex_wake_all(word_);
+  // After the stage: an attach() that still sees the slot empty is delivered
+  // here; one that comes later sees done_marker() and does not suspend.
+  waiter* wt = waiter_.exchange(done_marker(), std::memory_order_acq_rel);
+  if (wt != nullptr && wt != done_marker()) {
+    // The push hands the waiter to its loop, which may resume the coroutine
+    // and free the waiter at once: keep the inbox alive ourselves and touch
+    // nothing of wt after the push. A closed inbox (its loop is gone) does
+    // not take the item: it is ours to dispose of.
+    std::shared_ptr<inbox> box = wt->box;
+    if (!box->push(wt)) wt->run(wt, false);
   }
-  publish(cv_, wake_threads, w);
+  return true;
+}
+
+void future_state_base::finish() noexcept {
+  constexpr std::uint32_t from = (1u << static_cast<unsigned>(stage::pending)) |
+                                 (1u << static_cast<unsigned>(stage::running));
+  end(from, 0);  // false: cancelled before it started, which stays the outcome
 }
 
 bool future_state_base::cancel() noexcept {
-  waiter* w = nullptr;
-  bool wake_threads = false;
-  void (*hook)(future_state_base*, void*) noexcept = nullptr;
-  {
-    std::lock_guard lock(m_);
-    stage s = stage_.load(std::memory_order_relaxed);
-    if (s == stage::done) return false;
-    if (s == stage::running) {
-      hook = cancel_running_;
-      if (!hook) return false;
-    } else {
-      // Still pending, and start() takes the same lock: it will never run.
-      error_ = std::make_exception_ptr(cancelled{});
-      stage_.store(stage::done, std::memory_order_release);
-      w = std::exchange(waiter_, nullptr);
-      wake_threads = sleepers_ != 0;
+  if (end(1u << static_cast<unsigned>(stage::pending), cancelled_bit)) return true;
+  // Running (or done): only the executor can stop a running job.
+  if (current_stage() == stage::running && cancel_running_) cancel_running_(this, cancel_ctx_);
+  return false;
+}
+
+void future_state_base::wait() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_acquire);
+  while (stage_of(w) != stage::done) {
+    if (!(w & sleepers_bit)) {
+      if (!word_.compare_exchange_weak(w, w | sleepers_bit, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue;
+      w |= sleepers_bit;
     }
+    futex_wait(word_, w, nullptr);
+    w = word_.load(std::memory_order_acquire);
   }
-  if (hook) {
-    hook(this, cancel_ctx_);
-    return false;
+}
+
+bool future_state_base::wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
+  const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  timespec abs{};
+  abs.tv_sec = static_cast<std::time_t>(since_epoch / 1'000'000'000);
+  abs.tv_nsec = static_cast<long>(since_epoch % 1'000'000'000);
+  std::uint32_t w = word_.load(std::memory_order_acquire);
+  while (stage_of(w) != stage::done) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (!(w & sleepers_bit)) {
+      if (!word_.compare_exchange_weak(w, w | sleepers_bit, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue;
+      w |= sleepers_bit;
+    }
+    futex_wait(word_, w, &abs);
+    w = word_.load(std::memory_order_acquire);
   }
-  publish(cv_, wake_threads, w);
   return true;
-}
-
-void future_state_base::wait() {
-  std::unique_lock lock(m_);
-  ++sleepers_;
-  cv_.wait(lock, [&] { return stage_.load(std::memory_order_relaxed) == stage::done; });
-  --sleepers_;
-}
-
-bool future_state_base::wait_until(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(m_);
-  ++sleepers_;
-  bool done = cv_.wait_until(lock, deadline, [&] { return stage_.load(std::memory_order_relaxed) == stage::done; });
-  --sleepers_;
-  return done;
 }
 
 bool future_state_base::attach(waiter* w) noexcept {
-  std::lock_guard lock(m_);
-  if (stage_.load(std::memory_order_relaxed) == stage::done) return false;
-  CORING_ASSERT(!waiter_, "a coring::future was awaited twice at once");
-  waiter_ = w;
-  return true;
+  waiter* expected = nullptr;
+  if (waiter_.compare_exchange_strong(expected, w, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+  CORING_ASSERT(expected == done_marker(), "a coring::future was awaited twice at once");
+  return false;
 }
 
 bool future_state_base::detach(waiter* w) noexcept {
-  std::lock_guard lock(m_);
-  if (waiter_ != w) return false;
-  waiter_ = nullptr;
-  return true;
+  waiter* expected = w;
+  return waiter_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
 }  // namespace coring::detail

@@ -1,5 +1,7 @@
 #include <coring/future_as_completed.hpp>
 
+#include <coring/detail/loop_access.hpp>
+
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
@@ -80,8 +82,8 @@ void future_completions::arm(mode m) {
     target = c->box;
   } else {
     event_loop* loop = event_loop::current();
-    CORING_ASSERT(loop, "awaiting as_completed(...).next() needs an event loop on this thread");
-    target = loop->inbox();
+    CORING_ASSERT(loop, "awaiting as_completed_indices(...).next() needs an event loop on this thread");
+    target = detail::loop_access::inbox_of(*loop);
   }
   core_ = c;
   for (std::size_t i = 0; i < states_.size(); ++i) {
@@ -170,14 +172,14 @@ void future_completions::next_operation::suspend(std::coroutine_handle<> h) noex
     return;
   }
   if (node_ && node_->leaf == this) node_->leaf = nullptr;
-  event_loop::current()->schedule(handle_);
+  detail::loop_access::schedule(*event_loop::current(), handle_);
 }
 
 void future_completions::next_operation::on_cancel(detail::cancel_hook* hook) noexcept {
   auto* self = static_cast<next_operation*>(hook);
   if (self->s_->core_->waiter_op == self) self->s_->core_->waiter_op = nullptr;
   self->interrupted_ = true;
-  event_loop::current()->schedule(self->handle_);
+  detail::loop_access::schedule(*event_loop::current(), self->handle_);
 }
 
 std::optional<std::size_t> future_completions::next_operation::await_resume() {

@@ -7,8 +7,9 @@
 
 namespace coring {
 
-read_operation::read_operation(int fd, std::span<std::byte> buffer, std::uint64_t offset) noexcept
-    : ring_operation(&prep), fd_(fd), buffer_(buffer), offset_(offset) {}
+read_operation::read_operation(int fd, std::span<std::byte> buffer, std::uint64_t offset,
+                               std::chrono::nanoseconds timeout) noexcept
+    : ring_operation(&prep, timeout), fd_(fd), buffer_(buffer), offset_(offset) {}
 
 void read_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
   auto& self = static_cast<const read_operation&>(op);
@@ -17,12 +18,13 @@ void read_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) n
 
 std::size_t read_operation::await_resume() {
   int r = result();
-  if (r < 0) throw io_error(-r, "read from fd " + std::to_string(fd_));
+  if (r < 0) fail(r, "read from fd " + std::to_string(fd_));
   return static_cast<std::size_t>(r);
 }
 
-write_operation::write_operation(int fd, std::span<const std::byte> data, std::uint64_t offset) noexcept
-    : ring_operation(&prep), fd_(fd), data_(data), offset_(offset) {}
+write_operation::write_operation(int fd, std::span<const std::byte> data, std::uint64_t offset,
+                                 std::chrono::nanoseconds timeout) noexcept
+    : ring_operation(&prep, timeout), fd_(fd), data_(data), offset_(offset) {}
 
 void write_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
   auto& self = static_cast<const write_operation&>(op);
@@ -31,11 +33,12 @@ void write_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) 
 
 std::size_t write_operation::await_resume() {
   int r = result();
-  if (r < 0) throw io_error(-r, "write to fd " + std::to_string(fd_));
+  if (r < 0) fail(r, "write to fd " + std::to_string(fd_));
   return static_cast<std::size_t>(r);
 }
 
-poll_operation::poll_operation(int fd, unsigned events) noexcept : ring_operation(&prep), fd_(fd), events_(events) {}
+poll_operation::poll_operation(int fd, unsigned events, std::chrono::nanoseconds timeout) noexcept
+    : ring_operation(&prep, timeout), fd_(fd), events_(events) {}
 
 void poll_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) noexcept {
   auto& self = static_cast<const poll_operation&>(op);
@@ -44,11 +47,11 @@ void poll_operation::prep(io_uring_sqe* sqe, const detail::ring_operation& op) n
 
 unsigned poll_operation::await_resume() {
   int r = result();
-  if (r < 0) throw io_error(-r, "poll of fd " + std::to_string(fd_));
+  if (r < 0) fail(r, "poll of fd " + std::to_string(fd_));
   return static_cast<unsigned>(r);
 }
 
-poll_operation wait_readable(int fd) noexcept { return {fd, POLLIN}; }
-poll_operation wait_writable(int fd) noexcept { return {fd, POLLOUT}; }
+poll_operation wait_readable(int fd, const io_options& opts) noexcept { return {fd, POLLIN, opts.timeout}; }
+poll_operation wait_writable(int fd, const io_options& opts) noexcept { return {fd, POLLOUT, opts.timeout}; }
 
 }  // namespace coring

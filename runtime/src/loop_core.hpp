@@ -1,13 +1,14 @@
 #pragma once
 // The private half of event_loop: the ring and the timer heap.
 
-#include <coring/detail/ring_operation.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/detail/timer_node.hpp>
 
 #include <liburing.h>
 
 #include <cstdint>
 #include <vector>
+
 
 namespace coring::detail {
 
@@ -25,6 +26,7 @@ class loop_core {
   unsigned busy_steps = 0;         // steps with ready work since we last entered the kernel
   bool efd_armed = false;          // the eventfd poll is in the ring
   completion efd_completion{};     // user_data of the eventfd poll
+  std::vector<completion*> pending_cancels;  // cancels that found the SQ full, sent first by the next step
 
   void heap_push(timer_node& t);
   void heap_remove(timer_node& t) noexcept;

@@ -36,7 +36,14 @@ std::size_t thread_pool::pending() const {
 
 void thread_pool::enqueue(detail::pool_job_link* job) {
   std::unique_lock lock(m_);
-  if (stopping_) throw error("thread_pool: submit after shutdown");
+  // Joining retired workers drops the lock: everything decided before it
+  // (stopping_, how many workers live or idle) is decided again after.
+  for (;;) {
+    if (stopping_) throw error("thread_pool: submit after shutdown");
+    const bool will_start = idle_ <= signalled_ && live_ < max_workers_;
+    if (!will_start || retired_.empty()) break;
+    join_retired(lock);
+  }
   // Wake an idle worker only if one is not already on its way: while every
   // worker is busy a submit costs no notify, and they find the job when they
   // come back to the queue.
@@ -44,7 +51,6 @@ void thread_pool::enqueue(detail::pool_job_link* job) {
     ++signalled_;
     work_cv_.notify_one();
   } else if (live_ < max_workers_) {
-    if (!retired_.empty()) join_retired(lock);
     auto it = threads_.emplace(threads_.end());
     try {
       // Started under the lock: the worker's first act is to take it, and

@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -110,6 +112,75 @@ TEST_CASE("a run_coroutine_threadsafe future cancelled before the task started n
   (void)g.get();  // the loop has handled both hand-overs by now
   CHECK_FALSE(ran);
   CHECK_THROWS_AS((void)f.get(), coring::cancelled);
+}
+
+TEST_CASE("a hand-over that runs while the loop shuts down ends its future with cancelled" * doctest::timeout(10)) {
+  // The task arrives while ~event_loop drains: it is cancelled before its
+  // body ran, and its future must end all the same (it used to stay pending
+  // forever, and get() hung).
+  std::atomic<bool> ran{false};
+  coring::future<int> late;
+  {
+    coring::event_loop loop;
+    loop.run_until_complete([](coring::event_loop& l, coring::future<int>& late, std::atomic<bool>& ran) -> coring::task<> {
+      coring::spawn([](coring::event_loop& l, coring::future<int>& late, std::atomic<bool>& ran) -> coring::task<> {
+        try {
+          co_await coring::sleep_for(10s);
+        } catch (const coring::cancelled&) {
+          late = coring::run_coroutine_threadsafe(l, marks(ran));
+        }
+        co_await coring::sleep_for(1ms);  // the drain steps on: the hand-over runs now
+      }(l, late, ran)).detach();
+      co_await coring::yield();
+    }(loop, late, ran));
+  }
+  REQUIRE(late.valid());
+  REQUIRE(late.wait_for(2s));
+  CHECK_THROWS_AS((void)late.get(), coring::cancelled);
+  CHECK_FALSE(ran);
+}
+
+TEST_CASE("every run_coroutine_threadsafe future ends while its loop stops, whatever the timing"
+          * doctest::timeout(60)) {
+  // Another thread hands tasks over while the loop stops and shuts down.
+  // Each future ends with its value, coring::cancelled (cancelled mid-body or
+  // before it) or coring::error (the loop closed first) — none stays pending.
+  int values = 0;
+  int cancelled = 0;
+  int closed = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::promise<coring::event_loop*> ready;
+    std::latch handed_over{1};
+    std::thread owner([&] {
+      coring::event_loop loop;
+      ready.set_value(&loop);
+      loop.run_forever();
+      handed_over.wait();  // the loop object stays alive until the poster is done with it
+    });                    // ~event_loop: cancels what runs, runs what arrived, closes the inbox
+    coring::event_loop* loop = ready.get_future().get();
+    std::vector<coring::future<int>> fs;
+    for (int i = 0; i < 400; ++i) {
+      fs.push_back(coring::run_coroutine_threadsafe(*loop, [](bool slow) -> coring::task<int> {
+        if (slow) co_await coring::sleep_for(1ms);
+        co_return 1;
+      }(i % 2 == 1)));
+      if (i == 200) loop->post([loop] { loop->stop(); });
+    }
+    handed_over.count_down();
+    owner.join();
+    for (auto& f : fs) {
+      REQUIRE(f.wait_for(2s));
+      try {
+        values += f.get();
+      } catch (const coring::cancelled&) {
+        ++cancelled;
+      } catch (const coring::error&) {
+        ++closed;
+      }
+    }
+  }
+  MESSAGE("values " << values << ", cancelled " << cancelled << ", loop closed first " << closed);
+  CHECK(values + cancelled + closed == 20 * 400);
 }
 
 }  // TEST_SUITE

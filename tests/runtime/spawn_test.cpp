@@ -144,7 +144,9 @@ TEST_CASE("cancelling a task that joins another cancels the joined task too" * d
         throw;
       }
     }(inner, outer));
-    co_await coring::sleep_for(1ms);
+    // Steps, not time: the joined task must have started (a task cancelled
+    // before it first ran never runs its body, so it would see nothing).
+    for (int i = 0; i < 5; ++i) co_await coring::yield();
     joiner.cancel();
     try {
       co_await joiner;

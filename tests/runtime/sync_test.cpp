@@ -694,7 +694,7 @@ coring::task<> queue_rendezvous() {
 }
 
 // ------------------------------------------------------------------ misuse
-#if defined(CORING_DEBUG) && CORING_DEBUG
+#if CORING_CHECKS
 
 // Runs `fn` in a child process; true if it died of SIGABRT (a CORING_ASSERT).
 template <class Fn>
@@ -810,7 +810,7 @@ TEST_SUITE("runtime/sync") {
     coring::run(queue_rendezvous());
   }
 
-#if defined(CORING_DEBUG) && CORING_DEBUG
+#if CORING_CHECKS
   TEST_CASE("unlocking a free mutex or destroying a primitive with waiters is caught by an assertion" *
             doctest::timeout(10)) {
     CHECK(aborts([] {

@@ -396,7 +396,7 @@ TEST_CASE("map returns results in input order and rethrows the first failure" * 
                        "three", std::runtime_error);
 }
 
-TEST_CASE("blocking as_completed yields every index in completion order" * doctest::timeout(30)) {
+TEST_CASE("blocking as_completed_indices yields every index in completion order" * doctest::timeout(30)) {
   coring::thread_pool pool(5);
   std::vector<coring::future<int>> fs;
   // Delays chosen so that completion order is the reverse of submission order.
@@ -408,7 +408,7 @@ TEST_CASE("blocking as_completed yields every index in completion order" * docte
   fs.push_back(pool.submit([] { return 99; }));
   fs.back().wait();  // already done before as_completed starts
   std::vector<std::size_t> order;
-  for (std::size_t i : coring::as_completed(fs)) {
+  for (std::size_t i : coring::as_completed_indices(fs)) {
     CHECK(fs[i].ready());
     order.push_back(i);
   }
@@ -425,7 +425,7 @@ TEST_CASE("blocking as_completed yields every index in completion order" * docte
     return 1;
   }));
   {
-    auto s = coring::as_completed(slow);
+    auto s = coring::as_completed_indices(slow);
     CHECK_THROWS_AS((void)s.wait_next_for(10ms), coring::timeout_error);
     g.open();
     CHECK(s.wait_next_for(10s) == std::optional<std::size_t>(0));
@@ -440,12 +440,12 @@ TEST_CASE("blocking as_completed yields every index in completion order" * docte
     g2.f.wait();
     return 7;
   }));
-  { auto s = coring::as_completed(more); CHECK_THROWS_AS((void)s.wait_next_for(1ms), coring::timeout_error); }
+  { auto s = coring::as_completed_indices(more); CHECK_THROWS_AS((void)s.wait_next_for(1ms), coring::timeout_error); }
   g2.open();
   CHECK(more[0].get() == 7);
 }
 
-TEST_CASE("awaitable as_completed yields indices in completion order on the loop thread" * doctest::timeout(30)) {
+TEST_CASE("awaitable as_completed_indices yields indices in completion order on the loop thread" * doctest::timeout(30)) {
   coring::thread_pool pool(4);
   auto body = [&]() -> coring::task<std::vector<int>> {
     const auto loop_id = std::this_thread::get_id();
@@ -456,7 +456,7 @@ TEST_CASE("awaitable as_completed yields indices in completion order on the loop
         return i * 10;
       }));
     std::vector<int> values;
-    auto done = coring::as_completed(fs);
+    auto done = coring::as_completed_indices(fs);
     while (auto i = co_await done.next()) {
       CHECK(std::this_thread::get_id() == loop_id);
       values.push_back(co_await fs[*i]);
@@ -466,7 +466,7 @@ TEST_CASE("awaitable as_completed yields indices in completion order on the loop
   CHECK(coring::run(body()) == std::vector<int>{30, 20, 10, 0});
 }
 
-TEST_CASE("an awaitable as_completed stream can be cancelled and dropped early" * doctest::timeout(30)) {
+TEST_CASE("an awaitable as_completed_indices stream can be cancelled and dropped early" * doctest::timeout(30)) {
   coring::thread_pool pool(2);
   gate g;
   std::vector<coring::future<int>> fs;
@@ -477,7 +477,7 @@ TEST_CASE("an awaitable as_completed stream can be cancelled and dropped early" 
   bool cancelled = false;
   auto body = [&]() -> coring::task<void> {
     auto watcher = [&]() -> coring::task<void> {
-      auto done = coring::as_completed(fs);
+      auto done = coring::as_completed_indices(fs);
       try {
         (void)co_await done.next();
       } catch (const coring::cancelled&) {
@@ -552,6 +552,60 @@ TEST_CASE("many threads submit at once" * doctest::timeout(30)) {
   CHECK(total == 4 * (2000 * 1999 / 2));
   CHECK(pool.worker_count() >= 1);
   CHECK(pool.worker_count() <= 4);  // never more than max_workers
+}
+
+TEST_CASE("workers retiring while jobs arrive never exceed max_workers" * doctest::timeout(60)) {
+  // Submitting joins the retired workers, which drops the pool's lock: what
+  // was decided before (start a worker?) must be decided again after.
+  coring::thread_pool pool(coring::thread_pool::options{.max_workers = 2, .keep_alive = 1ms});
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  for (int round = 0; round < 60; ++round) {
+    std::vector<std::thread> submitters;
+    std::vector<std::vector<coring::future<int>>> results(3);
+    for (int t = 0; t < 3; ++t)
+      submitters.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i)
+          results[t].push_back(pool.submit([&] {
+            int now = ++running;
+            int seen = most.load();
+            while (now > seen && !most.compare_exchange_weak(seen, now)) {
+            }
+            --running;
+            return 1;
+          }));
+      });
+    for (auto& t : submitters) t.join();
+    for (auto& r : results)
+      for (auto& f : r) CHECK(f.get() == 1);
+    CHECK(pool.worker_count() <= 2);
+    std::this_thread::sleep_for(3ms);  // let the workers retire: the next round joins them
+  }
+  CHECK(most.load() <= 2);
+}
+
+TEST_CASE("a submit racing shutdown either runs its job or throws: no future is left pending"
+          * doctest::timeout(60)) {
+  for (int round = 0; round < 100; ++round) {
+    coring::thread_pool pool(coring::thread_pool::options{.max_workers = 1, .keep_alive = 1ms});
+    (void)pool.submit([] { return 0; }).get();
+    std::this_thread::sleep_for(2ms);  // a retired worker waits to be joined by the next submit
+    std::vector<coring::future<int>> fs;
+    int refused = 0;
+    std::thread submitter([&] {
+      for (int i = 0; i < 200; ++i) {
+        try {
+          fs.push_back(pool.submit([] { return 1; }));
+        } catch (const coring::error&) {
+          ++refused;
+        }
+      }
+    });
+    pool.shutdown({.wait = true});
+    submitter.join();
+    for (auto& f : fs) REQUIRE(f.wait_for(2s));  // queued after shutdown returned, it would never run
+    CHECK(static_cast<int>(fs.size()) + refused == 200);
+  }
 }
 
 coring::task<int> get_when_ready(coring::future<int>& f) {

@@ -6,17 +6,18 @@
 //   coring::event_loop loop;                   // or drive one yourself
 //   int v = loop.run_until_complete(main_task());
 //
-// A loop belongs to the thread that runs it: every coroutine of the loop is
-// resumed on that thread. A run step resumes the ready coroutines in FIFO
-// order, then submits queued ring operations and reaps completions in a batch
-// (waiting only when nothing is ready), then fires expired timers.
+// A loop belongs to the thread that created it: every coroutine of the loop
+// is resumed on that thread. A run step submits queued ring operations and
+// reaps completions in one batch (waiting only when nothing is ready), fires
+// expired timers, runs functions posted from other threads, then resumes the
+// ready coroutines in FIFO order.
 // Embedding: run_once(), fd() and next_timeout() let a host service drive
 // the loop from its own poll loop; post() is safe from any thread.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/inbox.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/task_node.hpp>
-#include <coring/detail/timer_node.hpp>
 #include <coring/task.hpp>
 
 #include <chrono>
@@ -33,9 +34,26 @@ namespace coring {
 
 namespace detail {
 class loop_core;
-class ring_operation;
-struct inbox_item;
-class inbox;
+struct loop_access;
+/// A posted function that threw goes to the loop's exception handler.
+void report_posted_failure(std::exception_ptr error) noexcept;
+/// A function posted to a loop: one allocation holding the callable.
+template <class Fn>
+struct posted_call final : inbox_item {
+  Fn fn;
+  explicit posted_call(Fn&& f) : fn(std::move(f)) { run = &run_it; }
+  static void run_it(inbox_item* self, bool loop_alive) noexcept {
+    auto* p = static_cast<posted_call*>(self);
+    if (loop_alive) {
+      try {
+        p->fn();
+      } catch (...) {
+        report_posted_failure(std::current_exception());
+      }
+    }
+    delete p;
+  }
+};
 }  // namespace detail
 
 class event_loop {
@@ -63,6 +81,9 @@ class event_loop {
   event_loop();
   explicit event_loop(const options& opts);
   /// Cancels the tasks still alive, lets them finish, then closes the ring.
+  /// Never throws: a ring that fails meanwhile is reported on stderr and the
+  /// frames of tasks that could not end are leaked rather than freed under
+  /// the kernel.
   ~event_loop();
   event_loop(const event_loop&) = delete;
   event_loop& operator=(const event_loop&) = delete;
@@ -98,7 +119,11 @@ class event_loop {
   /// **Thread safety:** callable from any thread, also while the loop sleeps:
   /// at most one eventfd write wakes it per sleep. After the loop is
   /// destroyed, posted functions are dropped without running.
-  void post(std::function<void()> fn);
+  /// **Errors:** std::bad_alloc (the one allocation that holds `fn`).
+  template <class Fn>
+  void post(Fn fn) {
+    post_item(new detail::posted_call<Fn>(std::move(fn)));
+  }
 
   /// Replaces the handler for exceptions nobody retrieved (default: print to stderr).
   void set_exception_handler(exception_handler handler);
@@ -112,30 +137,14 @@ class event_loop {
   /// Spawned tasks that have not ended yet.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return live_.size(); }
 
-  // ---- for awaiters and combinators (coring's own headers) ----
-
-  /// Queues a coroutine to be resumed in this loop's next batch.
-  void schedule(std::coroutine_handle<> h) { ready_.push(h); }
-  /// Registers / unregisters a deadline.
-  void add_timer(detail::timer_node& t);
-  void remove_timer(detail::timer_node& t) noexcept;
-  /// Queues an SQE for `op` (submitted in the next run step).
-  void submit(detail::ring_operation& op);
-  /// Queues an ASYNC_CANCEL for `op`; `op` still completes through its CQE.
-  void submit_cancel(detail::ring_operation& op);
-  /// Tracks a spawned task so that shutdown can cancel it.
-  void adopt(detail::task_node& n);
-  void forget(detail::task_node& n) noexcept;
-  /// Hands an unretrieved exception to the exception handler.
-  void report(std::exception_ptr error, const char* task_name) noexcept;
-  /// The inbox other threads post into; outlives the loop (closed at its end).
-  [[nodiscard]] const std::shared_ptr<detail::inbox>& inbox() const noexcept { return inbox_; }
-  /// Cancels every live task and runs until they have all ended.
-  void cancel_all_and_drain();
-
  private:
+  friend struct detail::loop_access;  // what awaiters and combinators may do: <coring/detail/loop_access.hpp>
+
+  void post_item(detail::inbox_item* item) noexcept;
   void step(bool may_block, std::int64_t max_wait_ns);
   void drain_inbox() noexcept;
+  void cancel_all_and_drain();
+  void shut_down() noexcept;
 
   detail::ready_queue ready_;              // coroutines to resume, FIFO
   std::unique_ptr<detail::loop_core> core_;  // the ring, the timer heap: see loop_core.hpp
@@ -156,7 +165,24 @@ class event_loop {
 template <class T>
 T run(task<T> t);
 
-}  // namespace coring
+// ---------------------------------------------------------------- implementation
 
-// run_until_complete and run are built on spawn.
-#include <coring/spawn.hpp>
+template <class T>
+T event_loop::run_until_complete(task<T> t) {
+  CORING_ASSERT(!running_, "event_loop::run_until_complete called re-entrantly");
+  auto h = detail::start_spawned(*this, t, "main");
+  struct owner {
+    decltype(h) frame;
+    ~owner() { detail::release_spawned(frame.promise(), frame.address()); }
+  } own{h};
+  while (!h.promise().own_node_.done) step(true, -1);
+  return detail::take_spawned(h);
+}
+
+template <class T>
+T run(task<T> t) {
+  event_loop loop;  // its destructor cancels and awaits what the task left running
+  return loop.run_until_complete(std::move(t));
+}
+
+}  // namespace coring

@@ -11,19 +11,19 @@
 // future<T> is the single consumer (move-only, like std::future).
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/duration.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/event_loop.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -33,6 +33,8 @@ namespace detail {
 
 /// Shared state of a job: its stage, its error, and who waits for it.
 /// Reference-counted: the future holds one reference, the executor another.
+/// Lock-free: one atomic word holds the stage, one slot the awaiting
+/// coroutine; threads blocked in get()/wait() sleep on the word (futex).
 class future_state_base {
  public:
   /// Where a job is.
@@ -44,7 +46,6 @@ class future_state_base {
     std::coroutine_handle<> handle;  // the awaiting coroutine
     std::shared_ptr<inbox> box;      // its loop's inbox
     task_node* node = nullptr;       // its cancellation state
-    cancel_hook* hook = nullptr;     // registered in node->leaf while waiting
   };
 
   future_state_base() = default;
@@ -60,7 +61,8 @@ class future_state_base {
   // ---- executor side ----
   /// pending → running. False if the job was cancelled: then it must not run.
   bool start() noexcept;
-  /// The value or error is stored: → done; wakes blocked threads and the awaiting coroutine.
+  /// The value or error is stored: → done; wakes blocked threads and the
+  /// awaiting coroutine. A job cancelled meanwhile stays cancelled.
   void finish() noexcept;
   /// Stores `e` and finishes.
   void fail(std::exception_ptr e) noexcept {
@@ -69,8 +71,8 @@ class future_state_base {
   }
   /// Lets the executor react when a running job is cancelled (a process
   /// pool kills the worker). Set before the job is published. The hook runs
-  /// on the cancelling thread with no lock held, possibly while the job
-  /// finishes: a hook that defers its work must add_ref() the state first.
+  /// on the cancelling thread, possibly while the job finishes: a hook that
+  /// defers its work must add_ref() the state first.
   void on_cancel_running(void (*fn)(future_state_base*, void*) noexcept, void* ctx) noexcept {
     cancel_running_ = fn;
     cancel_ctx_ = ctx;
@@ -81,25 +83,41 @@ class future_state_base {
   /// true. A running job: the executor's cancel-running hook is called (if
   /// any) and false is returned. A finished job: false.
   bool cancel() noexcept;
-  [[nodiscard]] bool ready() const noexcept { return stage_.load(std::memory_order_acquire) == stage::done; }
-  [[nodiscard]] stage current_stage() const noexcept { return stage_.load(std::memory_order_acquire); }
-  void wait();
-  bool wait_until(std::chrono::steady_clock::time_point deadline);
+  [[nodiscard]] bool ready() const noexcept { return stage_of(word_.load(std::memory_order_acquire)) == stage::done; }
+  [[nodiscard]] stage current_stage() const noexcept { return stage_of(word_.load(std::memory_order_acquire)); }
+  /// True if the job ended because cancel() stopped it before it started.
+  [[nodiscard]] bool was_cancelled() const noexcept {
+    return (word_.load(std::memory_order_acquire) & cancelled_bit) != 0;
+  }
+  void wait() noexcept;
+  bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept;
   /// Registers the awaiting coroutine. False if the job is already done.
   bool attach(waiter* w) noexcept;
   /// Takes the waiter back. False if delivery has already begun (its
   /// inbox item will run).
   bool detach(waiter* w) noexcept;
 
-  std::exception_ptr error_;  // what the job threw (or cancelled)
+  std::exception_ptr error_;  // what the job threw
+
+ protected:
+  /// Rethrows the job's error (coring::cancelled for a cancelled job).
+  void rethrow_if_failed() {
+    if (was_cancelled()) throw cancelled{};
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
 
  private:
+  // word_: the stage in the low two bits, plus flags.
+  static constexpr std::uint32_t stage_mask = 3;
+  static constexpr std::uint32_t sleepers_bit = 4;   // a thread sleeps on the word: finish() must wake it
+  static constexpr std::uint32_t cancelled_bit = 8;  // ended by cancel() before it started
+  static stage stage_of(std::uint32_t w) noexcept { return static_cast<stage>(w & stage_mask); }
+  static waiter* done_marker() noexcept { return reinterpret_cast<waiter*>(std::uintptr_t{1}); }
+  bool end(std::uint32_t from_mask, std::uint32_t extra) noexcept;
+
   std::atomic<int> refs_{2};                     // the future and the executor
-  std::atomic<stage> stage_{stage::pending};     // written under m_, read lock-free
-  std::mutex m_;                                 // guards the transitions, waiter_ and sleepers_
-  std::condition_variable cv_;                   // for blocked threads (get / wait)
-  waiter* waiter_ = nullptr;                     // the awaiting coroutine, if any
-  int sleepers_ = 0;                             // threads blocked in wait / wait_until
+  std::atomic<std::uint32_t> word_{0};           // stage | flags; threads sleep on it
+  std::atomic<waiter*> waiter_{nullptr};         // the awaiting coroutine, null, or done_marker() once delivered
   void (*cancel_running_)(future_state_base*, void*) noexcept = nullptr;  // executor's hook
   void* cancel_ctx_ = nullptr;                   // its argument
 };
@@ -115,7 +133,7 @@ class future_state : public future_state_base {
   // The exception leaves the shared state, so that it lives (and dies) on the
   // consumer's thread only, whoever drops the state's last reference.
   T take() {
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    rethrow_if_failed();
     return std::move(*value_);
   }
 
@@ -127,9 +145,7 @@ template <>
 class future_state<void> : public future_state_base {
  public:
   void set_value() noexcept {}
-  void take() {
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-  }
+  void take() { rethrow_if_failed(); }
 };
 
 /// True if a loop step runs on this thread (a blocking wait here would stall it).
@@ -155,16 +171,19 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop, "awaiting a coring::future needs an event loop on this thread");
     handle = h;
-    box = loop->inbox();
+    box = detail::loop_access::inbox_of(*loop);
     if (!state_->attach(this)) return false;
     if (node) node->leaf = this;
     return true;
   }
   T await_resume() {
     if (interrupted_) {
-      detail::throw_if_cancel_requested(node);
+      detail::consume_cancel(node);
       throw cancelled{};
     }
+    // A job that our cancellation stopped before it started: that is the
+    // cancellation, delivered here once.
+    if (state_->was_cancelled()) detail::consume_cancel(node);
     return state_->take();
   }
 
@@ -173,14 +192,14 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     auto* self = static_cast<future_operation*>(item);
     if (!loop_alive) return;
     if (self->node && self->node->leaf == self) self->node->leaf = nullptr;
-    event_loop::current()->schedule(self->handle);
+    detail::loop_access::schedule(*event_loop::current(), self->handle);
   }
   static void on_cancel(detail::cancel_hook* c) noexcept {
     auto* self = static_cast<future_operation*>(c);
     self->state_->cancel();  // a pending job never runs; a running one is the executor's to stop
     if (self->state_->detach(self)) {
       self->interrupted_ = true;
-      event_loop::current()->schedule(self->handle);
+      detail::loop_access::schedule(*event_loop::current(), self->handle);
     }
   }
 
@@ -237,7 +256,7 @@ class [[nodiscard]] future {
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
     CORING_ASSERT(!detail::on_loop_thread(), "blocking future::wait_for on an event loop thread");
-    return s_->wait_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+    return s_->wait_until(detail::deadline_after(d));
   }
   /// Stops a job that has not started: it never runs, and the future ends
   /// with coring::cancelled. Returns false if the job is running or done

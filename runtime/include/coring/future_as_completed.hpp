@@ -1,17 +1,21 @@
 #pragma once
-// as_completed over futures: the indices of a vector of coring::future<T> in
-// the order the jobs end (concurrent.futures.as_completed).
+// as_completed_indices: the indices of a vector of coring::future<T> in the
+// order the jobs end (concurrent.futures.as_completed, which yields the
+// futures themselves: here you index your vector with what comes out).
 //
-//   std::vector<coring::future<int>> fs = ...;          // e.g. from pool.submit
-//   for (std::size_t i : coring::as_completed(fs))       // plain code: blocks
-//     use(fs[i].get());                                  // ready: does not block
+//   std::vector<coring::future<int>> fs = ...;             // e.g. from pool.submit
+//   for (std::size_t i : coring::as_completed_indices(fs))  // plain code: blocks
+//     use(fs[i].get());                                     // ready: does not block
 //
-//   auto done = coring::as_completed(fs);               // in a coroutine
-//   while (auto i = co_await done.next())                // suspends, never blocks the loop
-//     use(co_await fs[*i]);                              // ready: does not suspend
+//   auto done = coring::as_completed_indices(fs);          // in a coroutine
+//   while (auto i = co_await done.next())                   // suspends, never blocks the loop
+//     use(co_await fs[*i]);                                 // ready: does not suspend
 //
-// (as_completed over *tasks* lives in <coring/as_completed.hpp>; this one takes
-// futures and returns indices, so that each result is taken from its future.)
+// Why indices, when as_completed over *tasks* (<coring/as_completed.hpp>)
+// gives values: a future keeps its own result, so the stream only says which
+// one is ready; a task's result has nowhere to live but the stream. The jobs
+// behind futures are not children of the stream: dropping it early leaves
+// them running, as concurrent.futures does.
 
 #include <coring/detail/assert.hpp>
 #include <coring/detail/inbox.hpp>
@@ -31,7 +35,7 @@
 namespace coring {
 
 /// The futures of a set in completion order, as indices into it. Made by
-/// as_completed(); used either blocking (iterate it, or wait_next()) from
+/// as_completed_indices(); used either blocking (iterate it, or wait_next()) from
 /// plain threads, or awaiting (next()) from one coroutine — not both.
 /// While it lives it is the futures' only waiter: do not co_await them
 /// before their index came out (afterwards awaiting one does not suspend).
@@ -74,7 +78,7 @@ class future_completions {
   /// **Requires:** an event loop runs this coroutine.
   [[nodiscard]] next_operation next() noexcept;
 
-  /// Blocking iteration (wait_next() per step): `for (std::size_t i : as_completed(fs))`.
+  /// Blocking iteration (wait_next() per step): `for (std::size_t i : as_completed_indices(fs))`.
   class iterator {
    public:
     using value_type = std::size_t;
@@ -160,11 +164,11 @@ class [[nodiscard]] future_completions::next_operation : detail::cancel_hook {
 /// **Requires:** every future is valid; the vector outlives the stream only
 /// if you index it with the results (the stream itself keeps the states alive).
 template <class T>
-[[nodiscard]] future_completions as_completed(std::vector<future<T>>& futures) {
+[[nodiscard]] future_completions as_completed_indices(std::vector<future<T>>& futures) {
   std::vector<detail::future_state_base*> states;
   states.reserve(futures.size());
   for (auto& f : futures) {
-    CORING_ASSERT(f.valid(), "coring::as_completed given an empty future");
+    CORING_ASSERT(f.valid(), "coring::as_completed_indices given an empty future");
     states.push_back(f.state());
   }
   return future_completions(std::move(states));

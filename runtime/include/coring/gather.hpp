@@ -9,15 +9,16 @@
 // vector of task<void> gives void. The tasks start on the next loop step and
 // run concurrently; gather ends when all of them have ended.
 
-#include <coring/detail/child_result.hpp>
 #include <coring/detail/child_set.hpp>
 #include <coring/outcome.hpp>
 #include <coring/task.hpp>
 
+#include <array>
 #include <coroutine>
 #include <exception>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace coring {
@@ -33,38 +34,35 @@ using gather_vector_t = std::conditional_t<std::is_void_v<T>, void, std::vector<
 /// them before coring::cancelled is thrown.
 template <class... Ts>
 [[nodiscard]] task<std::tuple<detail::result_t<Ts>...>> gather(task<Ts>... tasks) {
-  using policy = detail::child_set::policy;
-  detail::child_set set(policy::fail_fast);
-  std::tuple<std::coroutine_handle<detail::promise<Ts>>...> children{set.add(std::move(tasks))...};
+  using set_t = detail::child_set;
+  std::array<detail::child_record, sizeof...(Ts)> records;
+  set_t set(set_t::policy::fail_fast, records);
+  std::exception_ptr not_started = set.start(std::move(tasks)...);
   co_await set.wait_all();
-  if (set.decisive() != detail::child_set::npos) {
-    detail::promise_base& failed = set.child(set.decisive());
-    failed.own_node_.retrieved = true;
-    std::rethrow_exception(failed.error_);
-  }
-  co_return std::apply([](auto... h) { return std::tuple<detail::result_t<Ts>...>{detail::take_child(h)...}; },
-                       children);
+  if (not_started) std::rethrow_exception(not_started);
+  if (set.decisive() != set_t::npos) set.rethrow(set.decisive());
+  co_return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return std::tuple<detail::result_t<Ts>...>{set.template take<Ts>(I)...};
+  }(std::index_sequence_for<Ts...>{});
 }
 
 /// Runs every task of `tasks` concurrently; gives their values in input order.
 /// **Errors/Cancellation:** as the tuple form.
 template <class T>
 [[nodiscard]] task<gather_vector_t<T>> gather(std::vector<task<T>> tasks) {
-  using policy = detail::child_set::policy;
-  detail::child_set set(policy::fail_fast);
-  std::vector<std::coroutine_handle<detail::promise<T>>> children;
-  children.reserve(tasks.size());
-  for (auto& t : tasks) children.push_back(set.add(std::move(t)));
-  std::vector<task<T>>().swap(tasks);  // the moved-from shells are not needed while we wait
+  using set_t = detail::child_set;
+  set_t set(set_t::policy::fail_fast, tasks.size());
+  std::exception_ptr not_started = set.start(tasks);
   co_await set.wait_all();
-  if (set.decisive() != detail::child_set::npos) detail::take_child(children[set.decisive()]);  // rethrows
+  if (not_started) std::rethrow_exception(not_started);
+  if (set.decisive() != set_t::npos) set.rethrow(set.decisive());
   if constexpr (std::is_void_v<T>) {
-    for (auto h : children) detail::take_child(h);
+    for (std::size_t i = 0; i < set.size(); ++i) set.template take<T>(i);
     co_return;
   } else {
     std::vector<T> values;
-    values.reserve(children.size());
-    for (auto h : children) values.push_back(detail::take_child(h));
+    values.reserve(set.size());
+    for (std::size_t i = 0; i < set.size(); ++i) values.push_back(set.template take<T>(i));
     co_return values;
   }
 }
@@ -74,26 +72,28 @@ template <class T>
 /// **Cancellation:** as gather.
 template <class... Ts>
 [[nodiscard]] task<std::tuple<outcome<Ts>...>> gather_settled(task<Ts>... tasks) {
-  using policy = detail::child_set::policy;
-  detail::child_set set(policy::settle_all);
-  std::tuple<std::coroutine_handle<detail::promise<Ts>>...> children{set.add(std::move(tasks))...};
+  using set_t = detail::child_set;
+  std::array<detail::child_record, sizeof...(Ts)> records;
+  set_t set(set_t::policy::settle_all, records);
+  std::exception_ptr not_started = set.start(std::move(tasks)...);
   co_await set.wait_all();
-  co_return std::apply([](auto... h) { return std::tuple<outcome<Ts>...>{detail::settle_child(h)...}; }, children);
+  if (not_started) std::rethrow_exception(not_started);
+  co_return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return std::tuple<outcome<Ts>...>{set.template settle<Ts>(I)...};
+  }(std::index_sequence_for<Ts...>{});
 }
 
 /// Vector form of gather_settled: one outcome per task, in input order.
 template <class T>
 [[nodiscard]] task<std::vector<outcome<T>>> gather_settled(std::vector<task<T>> tasks) {
-  using policy = detail::child_set::policy;
-  detail::child_set set(policy::settle_all);
-  std::vector<std::coroutine_handle<detail::promise<T>>> children;
-  children.reserve(tasks.size());
-  for (auto& t : tasks) children.push_back(set.add(std::move(t)));
-  std::vector<task<T>>().swap(tasks);  // the moved-from shells are not needed while we wait
+  using set_t = detail::child_set;
+  set_t set(set_t::policy::settle_all, tasks.size());
+  std::exception_ptr not_started = set.start(tasks);
   co_await set.wait_all();
+  if (not_started) std::rethrow_exception(not_started);
   std::vector<outcome<T>> outcomes;
-  outcomes.reserve(children.size());
-  for (auto h : children) outcomes.push_back(detail::settle_child(h));
+  outcomes.reserve(set.size());
+  for (std::size_t i = 0; i < set.size(); ++i) outcomes.push_back(set.template settle<T>(i));
   co_return outcomes;
 }
 

@@ -24,41 +24,59 @@ namespace coring {
 
 namespace detail {
 
-/// Runs `t` on the loop and publishes its end into `s` (one reference).
+/// Holds one reference to the future's state for the task that completes
+/// it. It lives in that task's frame (as a parameter), so whatever becomes
+/// of the task — cancelled before its body ran (a loop shutting down), or
+/// ended — the future ends too: a future nobody finished is cancelled.
 template <class T>
-task<> complete_future_from(task<T> t, future_state<T>* s) {
-  if (!s->start()) {  // the future was cancelled before the task started
-    s->release();
-    co_return;
+class future_completer {
+ public:
+  explicit future_completer(future_state<T>* s) noexcept : s_(s) {}
+  future_completer(future_completer&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  future_completer(const future_completer&) = delete;
+  future_completer& operator=(const future_completer&) = delete;
+  ~future_completer() {
+    if (!s_) return;
+    s_->cancel();  // pending: it never ran, so it ends cancelled; otherwise a no-op
+    s_->release();
   }
+  [[nodiscard]] future_state<T>& state() const noexcept { return *s_; }
+
+ private:
+  future_state<T>* s_;  // one reference
+};
+
+/// Runs `t` on the loop and publishes its end into the completer's state.
+template <class T>
+task<> complete_future_from(task<T> t, future_completer<T> done) {
+  future_state<T>& s = done.state();
+  if (!s.start()) co_return;  // the future was cancelled before the task started
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
-      s->set_value();
+      s.set_value();
     } else {
-      s->set_value(co_await std::move(t));
+      s.set_value(co_await std::move(t));
     }
   } catch (...) {
-    s->error_ = std::current_exception();
+    s.error_ = std::current_exception();
   }
-  s->finish();
-  s->release();
+  s.finish();
 }
 
-/// The posted hand-over, shared by the copies std::function makes. If the
+/// The posted hand-over, shared by the copies a callable may make. If the
 /// loop closes before running it, the last copy fails the future instead of
 /// leaving it waiting forever.
 template <class T>
 struct threadsafe_handover {
   task<T> work;             // the task, until it is spawned
-  future_state<T>* state;   // one reference, passed on to the spawned task
-  bool spawned = false;     // the task runs on the loop now
+  future_state<T>* state;   // one reference until a completer takes it, then null
 
   threadsafe_handover(task<T> t, future_state<T>* s) noexcept : work(std::move(t)), state(s) {}
   threadsafe_handover(const threadsafe_handover&) = delete;
   threadsafe_handover& operator=(const threadsafe_handover&) = delete;
   ~threadsafe_handover() {
-    if (spawned) return;
+    if (!state) return;
     if (state->start()) {
       state->fail(std::make_exception_ptr(error("run_coroutine_threadsafe: the event loop closed before the task ran")));
     }
@@ -71,7 +89,9 @@ struct threadsafe_handover {
 /// Spawns `t` on `loop` (which runs on another thread) and returns a future
 /// of its result.
 /// **Cancellation:** future::cancel() before the task started means it never
-/// runs; a running task is not interrupted by it.
+/// runs; a running task is not interrupted by it. A task cancelled before it
+/// ran (the loop was shutting down when it arrived) ends the future with
+/// coring::cancelled.
 /// **Errors:** the future rethrows the task's exception; coring::error if the
 /// loop closed before the task could start.
 /// **Thread safety:** callable from any thread.
@@ -80,9 +100,11 @@ template <class T>
   auto* state = new detail::future_state<T>();  // references: the future's and the hand-over's
   auto handover = std::make_shared<detail::threadsafe_handover<T>>(std::move(t), state);
   loop.post([handover] {
-    spawn(detail::complete_future_from(std::move(handover->work), handover->state), "run_coroutine_threadsafe")
-        .detach();
-    handover->spawned = true;
+    // The completer takes the hand-over's reference as soon as the task
+    // frame exists: from then on the frame's end ends the future.
+    auto completing = detail::complete_future_from(
+        std::move(handover->work), detail::future_completer<T>(std::exchange(handover->state, nullptr)));
+    spawn(std::move(completing), "run_coroutine_threadsafe").detach();
   });
   return future<T>(state);
 }

@@ -10,6 +10,8 @@
 
 #include <coring/detail/task_node.hpp>
 #include <coring/detail/timer_node.hpp>
+#include <coring/detail/duration.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/event_loop.hpp>
 
 #include <algorithm>
@@ -22,15 +24,6 @@ namespace coring {
 /// The clock of every deadline in coring.
 using clock = std::chrono::steady_clock;
 
-namespace detail {
-/// Converts a timeout to a deadline, saturating instead of overflowing.
-template <class Rep, class Period>
-clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-  if (d <= d.zero()) return clock::now();
-  if (std::chrono::duration<double>(d).count() > 1e9) return clock::time_point::max();  // ~31 years: never
-  return clock::now() + std::chrono::ceil<clock::duration>(d);
-}
-}  // namespace detail
 
 /// Awaiter of sleep_for / sleep_until. Kept small: a million sleeping tasks
 /// hold a million of these.
@@ -51,7 +44,7 @@ class sleep_operation : detail::timer_node, detail::cancel_hook {
     handle_ = h;
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop, "coring::sleep needs an event loop on this thread");
-    loop->add_timer(*this);
+    detail::loop_access::add_timer(*loop, *this);
     if (node_) node_->leaf = this;
     return true;
   }
@@ -64,13 +57,13 @@ class sleep_operation : detail::timer_node, detail::cancel_hook {
   static void on_fire(detail::timer_node* t) noexcept {
     auto* self = static_cast<sleep_operation*>(t);
     if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
-    event_loop::current()->schedule(self->handle_);
+    detail::loop_access::schedule(*event_loop::current(), self->handle_);
   }
   static void on_cancel(detail::cancel_hook* c) noexcept {
     auto* self = static_cast<sleep_operation*>(c);
     event_loop* loop = event_loop::current();
-    loop->remove_timer(*self);
-    loop->schedule(self->handle_);
+    detail::loop_access::remove_timer(*loop, *self);
+    detail::loop_access::schedule(*loop, self->handle_);
   }
 
   std::coroutine_handle<> handle_;     // the sleeping coroutine
@@ -100,7 +93,7 @@ class yield_operation {
     node_ = detail::node_of(h);
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop, "coring::yield needs an event loop on this thread");
-    loop->schedule(h);
+    detail::loop_access::schedule(*loop, h);
   }
   void await_resume() {
     if (node_ && node_->cancel_requested) detail::throw_if_cancel_requested(node_);

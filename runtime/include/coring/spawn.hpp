@@ -28,28 +28,6 @@ class join_handle;
 template <class T>
 [[nodiscard]] join_handle<T> spawn(task<T> t, const char* name = nullptr);
 
-namespace detail {
-
-/// Makes `t` a spawned root on `loop` and schedules it; the caller owns the frame.
-template <class T>
-std::coroutine_handle<promise<T>> start_spawned(event_loop& loop, task<T>&& t, const char* name) {
-  auto h = t.release();
-  CORING_ASSERT(h, "spawning an empty task");
-  auto& p = h.promise();
-  CORING_ASSERT(!p.started(), "spawning a task that was already started");
-  p.node_ = &p.own_node_;
-  if (name) set_task_name(p.own_node_, name);
-  loop.adopt(p.own_node_);
-  loop.schedule(h);
-  return h;
-}
-
-/// The owner of a spawned frame lets go: frees it if it has ended (reporting
-/// an exception nobody looked at), else lets it free itself when it ends.
-void release_spawned(promise_base& p, void* frame) noexcept;
-
-}  // namespace detail
-
 /// Owner of a spawned task: await it to get its result, cancel() it, or drop
 /// it to let the task run detached.
 template <class T>
@@ -96,8 +74,7 @@ class [[nodiscard]] join_handle {
   /// **Requires:** done().
   decltype(auto) get() {
     CORING_ASSERT(done(), "join_handle::get() on a task that has not ended");
-    h_.promise().own_node_.retrieved = true;
-    return h_.promise().take();
+    return detail::take_spawned(h_);
   }
 
   /// Waits for the task to end; gives its value or rethrows its exception.
@@ -164,25 +141,7 @@ template <class T>
 join_handle<T> spawn(task<T> t, const char* name) {
   event_loop* loop = event_loop::current();
   CORING_ASSERT(loop, "coring::spawn needs an event loop on this thread");
-  return join_handle<T>(detail::start_spawned(*loop, std::move(t), name));
-}
-
-template <class T>
-T event_loop::run_until_complete(task<T> t) {
-  CORING_ASSERT(!running_, "event_loop::run_until_complete called re-entrantly");
-  join_handle<T> root(detail::start_spawned(*this, std::move(t), "main"));
-  while (!root.done()) step(true, -1);
-  return root.get();
-}
-
-template <class T>
-T run(task<T> t) {
-  event_loop loop;
-  struct drain_on_exit {
-    event_loop& l;
-    ~drain_on_exit() { l.cancel_all_and_drain(); }
-  } guard{loop};
-  return loop.run_until_complete(std::move(t));
+  return join_handle<T>(detail::start_spawned(*loop, t, name));
 }
 
 }  // namespace coring

@@ -25,6 +25,7 @@ namespace coring {
 
 template <class T = void>
 class task;
+class event_loop;
 
 namespace detail {
 
@@ -139,6 +140,18 @@ task_node* node_of(std::coroutine_handle<P> h) noexcept {
   }
 }
 
+
+/// Makes the frame of `p` (handle `h`) a spawned root on `loop` and queues
+/// it to run: it gets its own node, is tracked by the loop (shutdown cancels
+/// it) and named `name` (static storage, or null). Strong guarantee: if it
+/// throws (std::bad_alloc), nothing was changed and the caller still owns
+/// an unstarted frame.
+void launch_spawned(event_loop& loop, promise_base& p, std::coroutine_handle<> h, const char* name);
+
+/// The owner of a spawned frame lets go: frees it if it has ended (reporting
+/// an exception nobody looked at), else lets it free itself when it ends.
+void release_spawned(promise_base& p, void* frame) noexcept;
+
 }  // namespace detail
 
 /// A lazy coroutine producing T. Move-only; destroying an unstarted task frees it.
@@ -178,6 +191,8 @@ class [[nodiscard]] task {
 
   /// Gives up ownership of the frame (for spawn and the combinators).
   handle_type release() noexcept { return std::exchange(h_, {}); }
+  /// The frame, still owned by this task.
+  [[nodiscard]] handle_type handle() const noexcept { return h_; }
 
  private:
   friend struct detail::promise<T>;
@@ -212,6 +227,26 @@ task<T&> promise<T&>::get_return_object() noexcept {
 }
 inline task<void> promise<void>::get_return_object() noexcept {
   return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+
+/// Starts `t` as a spawned root on `loop` (see launch_spawned) and gives its
+/// frame to the caller, who must release_spawned() it. If this throws, `t`
+/// still owns the frame and frees it.
+template <class T>
+std::coroutine_handle<promise<T>> start_spawned(event_loop& loop, task<T>& t, const char* name) {
+  CORING_ASSERT(t.valid(), "spawning an empty task");
+  auto h = t.handle();
+  CORING_ASSERT(!h.promise().started(), "spawning a task that was already started");
+  launch_spawned(loop, h.promise(), h, name);
+  return t.release();
+}
+
+/// The result of an ended spawned frame: its value, or its exception
+/// rethrown; marks it retrieved (so it is not reported as lost).
+template <class T>
+decltype(auto) take_spawned(std::coroutine_handle<promise<T>> h) {
+  h.promise().own_node_.retrieved = true;
+  return h.promise().take();
 }
 }  // namespace detail
 

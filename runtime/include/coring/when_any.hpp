@@ -7,14 +7,14 @@
 // when_any returns once the losers have ended too (they are cancelled and
 // awaited), so nothing of theirs outlives it.
 
-#include <coring/detail/child_result.hpp>
 #include <coring/detail/child_set.hpp>
 #include <coring/error.hpp>
 #include <coring/task.hpp>
 
+#include <array>
 #include <cstddef>
+#include <exception>
 #include <optional>
-#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -40,42 +40,38 @@ struct when_any_result<void> {
 template <class T>
 [[nodiscard]] task<when_any_result<T>> when_any(std::vector<task<T>> tasks) {
   if (tasks.empty()) throw error("coring::when_any: no tasks to wait for");
-  detail::child_set set(detail::child_set::policy::first_wins);
-  std::vector<std::coroutine_handle<detail::promise<T>>> children;
-  children.reserve(tasks.size());
-  for (auto& t : tasks) children.push_back(set.add(std::move(t)));
-  std::vector<task<T>>().swap(tasks);  // the moved-from shells are not needed while we wait
+  using set_t = detail::child_set;
+  set_t set(set_t::policy::first_wins, tasks.size());
+  std::exception_ptr not_started = set.start(tasks);
   co_await set.wait_all();
+  if (not_started) std::rethrow_exception(not_started);
   const std::size_t winner = set.decisive();
   if constexpr (std::is_void_v<T>) {
-    detail::take_child(children[winner]);
+    set.template take<T>(winner);
     co_return when_any_result<void>{winner};
   } else {
-    co_return when_any_result<T>{winner, detail::take_child(children[winner])};
+    co_return when_any_result<T>{winner, set.template take<T>(winner)};
   }
 }
-
-namespace detail {
-template <class V, class Tuple, std::size_t... I>
-V take_winner(Tuple& children, std::size_t winner, std::index_sequence<I...>) {
-  std::optional<V> out;
-  ((I == winner ? static_cast<void>(out.emplace(std::in_place_index<I>, take_child(std::get<I>(children))))
-                : static_cast<void>(0)),
-   ...);
-  return std::move(*out);
-}
-}  // namespace detail
 
 /// Variadic form: gives a variant whose index() is the winner's position
 /// (std::monostate for a task<void>). **Errors/Cancellation:** as above.
 template <class... Ts>
 [[nodiscard]] task<std::variant<detail::result_t<Ts>...>> when_any(task<Ts>... tasks) {
   static_assert(sizeof...(Ts) > 0, "coring::when_any needs at least one task");
-  detail::child_set set(detail::child_set::policy::first_wins);
-  std::tuple<std::coroutine_handle<detail::promise<Ts>>...> children{set.add(std::move(tasks))...};
+  using set_t = detail::child_set;
+  using variant_t = std::variant<detail::result_t<Ts>...>;
+  std::array<detail::child_record, sizeof...(Ts)> records;
+  set_t set(set_t::policy::first_wins, records);
+  std::exception_ptr not_started = set.start(std::move(tasks)...);
   co_await set.wait_all();
-  co_return detail::take_winner<std::variant<detail::result_t<Ts>...>>(children, set.decisive(),
-                                                                        std::index_sequence_for<Ts...>{});
+  if (not_started) std::rethrow_exception(not_started);
+  const std::size_t winner = set.decisive();
+  std::optional<variant_t> out;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((I == winner ? static_cast<void>(out.emplace(std::in_place_index<I>, set.template take<Ts>(I))) : void()), ...);
+  }(std::index_sequence_for<Ts...>{});
+  co_return std::move(*out);
 }
 
 }  // namespace coring

@@ -1,7 +1,13 @@
 #pragma once
-// CORING_ASSERT: catches misuse that is a bug (awaiting a task twice, using a
-// loop from another thread). On when CORING_DEBUG is defined (dev, asan and
-// tsan presets, and every test build); compiled out otherwise.
+// CORING_ASSERT: catches misuse that is a bug (awaiting a task twice, a
+// blocking wait on a loop thread, running a loop from another thread).
+//
+// On in every build without NDEBUG (a user's ordinary Debug build), off
+// with NDEBUG (Release), like assert(). -DCORING_DEBUG=1 forces the checks
+// on and -DCORING_DEBUG=0 forces them off, whatever NDEBUG says. The checks
+// in coring's headers follow the build of the code that includes them; those
+// in the compiled library (the loop's own thread and re-entrancy checks)
+// follow the build of the library.
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,7 +19,15 @@ namespace coring::detail {
 }
 }  // namespace coring::detail
 
-#if defined(CORING_DEBUG) && CORING_DEBUG
+#if defined(CORING_DEBUG)
+#define CORING_CHECKS (CORING_DEBUG)
+#elif defined(NDEBUG)
+#define CORING_CHECKS 0
+#else
+#define CORING_CHECKS 1
+#endif
+
+#if CORING_CHECKS
 #define CORING_ASSERT(expr, msg) \
   ((expr) ? static_cast<void>(0) : ::coring::detail::assert_failed(#expr, msg, __FILE__, __LINE__))
 #else

@@ -4,7 +4,7 @@
 // An intrusive MPSC stack (push with CAS, drain with exchange, reversed to
 // FIFO) plus a three-state park word (EMPTY / PARKED / NOTIFIED): a producer
 // writes the eventfd only if it swapped the word away from PARKED, so there
-// is at most one write per loop sleep (see shared/design/offload.md). The
+// is at most one write per loop sleep (see docs/runtime.md). The
 // inbox is shared (shared_ptr) with producers and outlives its loop; the loop
 // closes it when it ends, after which push() fails and items are disposed of
 // by their producer.

@@ -6,30 +6,48 @@
 // A derived awaiter supplies a prep function (defined where liburing.h is
 // included, so public headers need not include it) that fills the SQE from
 // the awaiter's fields, and an await_resume that turns result() into a value.
+//
+// A deadline (set_timeout) is an IORING_OP_LINK_TIMEOUT linked to the SQE:
+// the kernel cancels the operation when it passes, with no timer of ours and
+// no helper task. Its CQE carries user_data 0 and is ignored; the kernel
+// copies the timespec when it takes the SQE.
 
+#include <coring/detail/duration.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/event_loop.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <coroutine>
+#include <cstdint>
+#include <string>
 
 struct io_uring_sqe;
 
 namespace coring::detail {
 
-/// Where a CQE goes: the object whose address is the SQE's user_data.
-struct completion {
-  void (*complete)(completion* self, int res, unsigned cqe_flags) noexcept = nullptr;
-};
-
 class ring_operation : public completion, public cancel_hook {
  public:
   using prep_fn = void (*)(::io_uring_sqe* sqe, const ring_operation& op) noexcept;
 
-  explicit ring_operation(prep_fn prep) noexcept
-      : completion{&on_complete}, cancel_hook{&on_cancel}, prep_(prep) {}
+  explicit ring_operation(prep_fn prep) noexcept : completion{&on_complete}, cancel_hook{&on_cancel}, prep_(prep) {}
+  /// With a deadline (see set_timeout).
+  template <class Rep, class Period>
+  ring_operation(prep_fn prep, std::chrono::duration<Rep, Period> timeout) noexcept : ring_operation(prep) {
+    set_timeout(timeout);
+  }
   ring_operation(const ring_operation&) = delete;
   ring_operation& operator=(const ring_operation&) = delete;
+
+  /// Limits the operation to `d` from its submission: when it passes, the
+  /// kernel cancels the operation and it ends with coring::timeout_error.
+  /// A duration beyond ~30 years (max(), infinity) means no limit; zero,
+  /// negative and NaN expire at once. Call before awaiting.
+  template <class Rep, class Period>
+  void set_timeout(std::chrono::duration<Rep, Period> d) noexcept {
+    set_timeout_ns(timeout_ns(d));
+  }
 
   bool await_ready() const noexcept { return false; }
   template <class P>
@@ -39,38 +57,42 @@ class ring_operation : public completion, public cancel_hook {
       res_ = -ECANCELED;
       return false;
     }
-    handle_ = h;
     loop_ = event_loop::current();
     CORING_ASSERT(loop_, "a ring operation needs an event loop on this thread");
-    loop_->submit(*this);
+    start();
+    handle_ = h;
     if (node_) node_->leaf = this;
     return true;
   }
 
-  /// Fills `sqe` (everything but user_data).
-  void prepare(::io_uring_sqe* sqe) const noexcept { prep_(sqe, *this); }
-
  protected:
-  /// The CQE's res; throws coring::cancelled instead if the task was
-  /// cancelled and the operation did not succeed.
+  /// The CQE's res. Throws coring::cancelled instead (delivering the
+  /// cancellation once) if the task was cancelled and the operation did not succeed.
   int result() {
-    if (res_ < 0 && node_ && node_->cancel_requested) throw_if_cancel_requested(node_);
+    if (res_ < 0 && consume_cancel(node_)) throw_cancelled();
     return res_;
   }
   /// The CQE's flags.
-  unsigned cqe_flags() const noexcept { return cqe_flags_; }
+  [[nodiscard]] unsigned cqe_flags() const noexcept { return cqe_flags_; }
+  /// Throws for a failed result `res` (< 0) of the operation described by
+  /// `what` ("read from fd 7"): timeout_error if its deadline cancelled it,
+  /// else io_error with the errno.
+  [[noreturn]] void fail(int res, const std::string& what) const;
 
  private:
+  void start();
+  void set_timeout_ns(std::int64_t ns) noexcept;
+  [[noreturn]] static void throw_cancelled();
   static void on_complete(completion* c, int res, unsigned flags) noexcept {
     auto* self = static_cast<ring_operation*>(c);
     self->res_ = res;
     self->cqe_flags_ = flags;
     if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
-    self->loop_->schedule(self->handle_);
+    loop_access::schedule(*self->loop_, self->handle_);
   }
   static void on_cancel(cancel_hook* c) noexcept {
     auto* self = static_cast<ring_operation*>(c);
-    self->loop_->submit_cancel(*self);
+    loop_access::submit_cancel(*self->loop_, *self);
   }
 
   prep_fn prep_;                      // fills the SQE
@@ -79,6 +101,10 @@ class ring_operation : public completion, public cancel_hook {
   task_node* node_ = nullptr;         // cancellation state of the awaiter
   int res_ = 0;                       // the CQE's res
   unsigned cqe_flags_ = 0;            // the CQE's flags
+  struct {                            // the deadline as the kernel reads it (a __kernel_timespec); tv_sec < 0: none
+    std::int64_t tv_sec = -1;
+    std::int64_t tv_nsec = 0;
+  } timeout_;
 };
 
 }  // namespace coring::detail

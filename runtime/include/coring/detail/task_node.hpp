@@ -46,15 +46,21 @@ struct task_node {
   bool retrieved : 1 = false;         // the result was taken (or the task was cancelled by its owner)
 };
 
-/// Asks the task to stop at its next (or current) suspension point.
-/// Idempotent; a finished task is left alone.
-inline void request_cancel(task_node& n) noexcept {
-  if (n.done) return;
-  n.cancel_requested = true;
-  if (cancel_hook* leaf = n.leaf) {
-    n.leaf = nullptr;
-    leaf->fire(leaf);
-  }
+/// Asks the task to stop at its next (or current) suspension point: marks
+/// it and fires the hook of the operation it is suspended in, if any.
+/// Idempotent; a finished task is left alone. Hooks that cancel further
+/// tasks (a combinator's children, a joined task) do not recurse: they are
+/// queued and fired by the outermost call, so cancelling a tree a million
+/// levels deep uses constant stack.
+void request_cancel(task_node& n) noexcept;
+
+/// If cancellation is pending on `n` (may be null), takes it (it is
+/// delivered once) and returns true. A leaf whose operation ended *because*
+/// of the cancellation calls this before it throws coring::cancelled.
+inline bool consume_cancel(task_node* n) noexcept {
+  if (n == nullptr || !n->cancel_requested) return false;
+  n->cancel_requested = false;
+  return true;
 }
 
 /// Names are kept aside (most tasks have none, and a million sleeping tasks

@@ -25,6 +25,7 @@
 #include <coring/detail/assert.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 
@@ -87,7 +88,7 @@ class sync_waiter : public wait_link, public cancel_hook {
                   "a coring sync primitive was used from a loop other than its waiters'");
     outcome_ = o;
     if (node_ && node_->leaf == this) node_->leaf = nullptr;
-    loop_->schedule(handle_);
+    loop_access::schedule(*loop_, handle_);
   }
   inline static void on_cancel(cancel_hook* hook) noexcept;
 
@@ -165,7 +166,7 @@ inline void sync_waiter::on_cancel(cancel_hook* hook) noexcept {
   // again: a later grant goes to the next waiter.
   auto* self = static_cast<sync_waiter*>(hook);
   if (self->list_) self->list_->erase(*self);
-  self->loop_->schedule(self->handle_);
+  loop_access::schedule(*self->loop_, self->handle_);
 }
 
 }  // namespace coring::detail
