@@ -26,9 +26,9 @@ frame_cache_stats frame_cache_statistics() noexcept { return {}; }
 
 namespace {
 constexpr std::size_t granule = 16;
-constexpr std::size_t classes = 32;         // frames up to 512 bytes
+constexpr std::size_t classes = 32;             // frames up to 512 bytes
 constexpr std::size_t chunk_bytes = 64 * 1024;
-constexpr std::size_t batch = 64;           // blocks moved between a thread and the depot at once
+constexpr std::size_t batch = 64;               // blocks moved between a thread and the depot at once
 constexpr std::size_t local_limit = 4 * batch;  // blocks a thread keeps per class before it gives a batch back
 
 struct free_block {
@@ -53,15 +53,20 @@ struct depot_class {
 };
 depot_class depot[classes];
 
+// Kept trivially destructible, so that the hot paths reach it without the
+// guard that a thread_local with a destructor needs on every access; the
+// clean-up at thread exit lives in cache_owner, touched only on slow paths.
 struct thread_cache {
-  free_block* lists[classes] = {};  // free blocks per size class
-  std::size_t counts[classes] = {};  // their lengths
-  char* bump = nullptr;             // unused tail of the current chunk
-  char* bump_end = nullptr;
-  ~thread_cache();
+  struct bin {
+    free_block* head;   // free blocks of this size class
+    std::size_t count;  // their number
+  };
+  bin bins[classes];  // per size class: head and count on one line
+  char* bump;         // unused tail of the current chunk
+  char* bump_end;
 };
 
-thread_local thread_cache cache;
+thread_local thread_cache cache{};
 
 void give_back(std::size_t cls, free_block* first) noexcept {
   depot_class& d = depot[cls];
@@ -87,21 +92,27 @@ free_block* take_batch(std::size_t cls, std::size_t& n) noexcept {
 }
 
 // A thread that ends hands its free blocks to the depot for the others.
-thread_cache::~thread_cache() {
-  for (std::size_t cls = 0; cls < classes; ++cls) {
-    while (free_block* first = lists[cls]) {
-      free_block* last = first;
-      for (std::size_t k = 1; k < batch && last->next; ++k) last = last->next;
-      lists[cls] = last->next;
-      last->next = nullptr;
-      give_back(cls, first);
+struct cache_owner {
+  ~cache_owner() {
+    for (std::size_t cls = 0; cls < classes; ++cls) {
+      thread_cache::bin& bin = cache.bins[cls];
+      while (free_block* first = bin.head) {
+        free_block* last = first;
+        for (std::size_t k = 1; k < batch && last->next; ++k) last = last->next;
+        bin.head = last->next;
+        last->next = nullptr;
+        give_back(cls, first);
+      }
+      bin.count = 0;
     }
-    counts[cls] = 0;
   }
-}
+};
+thread_local cache_owner owner;
 
 void* carve(std::size_t bytes) {
-  if (static_cast<std::size_t>(cache.bump_end - cache.bump) < bytes) {
+  thread_cache& c = cache;
+  if (static_cast<std::size_t>(c.bump_end - c.bump) < bytes) {
+    (void)&owner;  // a thread that carves registers its clean-up at exit
     char* chunk = static_cast<char*>(std::malloc(chunk_bytes));
     if (!chunk) throw std::bad_alloc();
     // The chunk's first granule links it into all_chunks.
@@ -109,55 +120,70 @@ void* carve(std::size_t bytes) {
     do {
       *reinterpret_cast<void**>(chunk) = head;
     } while (!all_chunks.compare_exchange_weak(head, chunk, std::memory_order_release, std::memory_order_relaxed));
-    cache.bump = chunk + granule;
-    cache.bump_end = chunk + chunk_bytes;
+    c.bump = chunk + granule;
+    c.bump_end = chunk + chunk_bytes;
   }
-  void* p = cache.bump;
-  cache.bump += bytes;
+  void* p = c.bump;
+  c.bump += bytes;
   return p;
 }
 }  // namespace
 
+namespace {
+// The slow paths, out of line so that the fast ones stay a few instructions
+// with one thread-local lookup (the library is position-independent, so a
+// lookup is a call).
+[[gnu::noinline]] void* allocate_slow(thread_cache::bin& bin, std::size_t cls) {
+  std::size_t n = 0;
+  free_block* b = take_batch(cls, n);
+  if (!b) return carve(cls * granule);
+  (void)&owner;  // this thread now holds blocks: give them back when it ends
+  bin.head = b->next;
+  bin.count = n - 1;
+  return b;
+}
+
+[[gnu::noinline]] void give_batch_back(thread_cache::bin& bin, std::size_t cls) noexcept {
+  // Give the newest `batch` blocks back; keep the rest warm here.
+  (void)&owner;
+  free_block* first = bin.head;
+  free_block* last = first;
+  for (std::size_t k = 1; k < batch; ++k) last = last->next;
+  bin.head = last->next;
+  last->next = nullptr;
+  bin.count -= batch;
+  give_back(cls, first);
+}
+}  // namespace
+
 void* allocate_frame(std::size_t size) {
-  std::size_t cls = (size + granule - 1) / granule;
+  const std::size_t cls = (size + granule - 1) / granule;
   if (cls >= classes) return ::operator new(size);
-  free_block* b = cache.lists[cls];
-  if (!b) {
-    std::size_t n = 0;
-    b = take_batch(cls, n);
-    if (!b) return carve(cls * granule);
-    cache.counts[cls] = n;
-  }
-  cache.lists[cls] = b->next;
-  --cache.counts[cls];
+  thread_cache::bin& bin = cache.bins[cls];
+  free_block* b = bin.head;
+  if (!b) return allocate_slow(bin, cls);
+  bin.head = b->next;
+  --bin.count;
   return b;
 }
 
 void free_frame(void* p, std::size_t size) noexcept {
-  std::size_t cls = (size + granule - 1) / granule;
+  const std::size_t cls = (size + granule - 1) / granule;
   if (cls >= classes) {
     ::operator delete(p);
     return;
   }
+  thread_cache::bin& bin = cache.bins[cls];
   auto* b = static_cast<free_block*>(p);
-  b->next = cache.lists[cls];
-  cache.lists[cls] = b;
-  if (++cache.counts[cls] > local_limit) {
-    // Give the newest `batch` blocks back; keep the rest warm here.
-    free_block* first = cache.lists[cls];
-    free_block* last = first;
-    for (std::size_t k = 1; k < batch; ++k) last = last->next;
-    cache.lists[cls] = last->next;
-    last->next = nullptr;
-    cache.counts[cls] -= batch;
-    give_back(cls, first);
-  }
+  b->next = bin.head;
+  bin.head = b;
+  if (++bin.count > local_limit) give_batch_back(bin, cls);
 }
 
 frame_cache_stats frame_cache_statistics() noexcept {
   frame_cache_stats s;
   for (std::size_t cls = 0; cls < classes; ++cls) {
-    s.thread_cached_bytes += cache.counts[cls] * cls * granule;
+    s.thread_cached_bytes += cache.bins[cls].count * cls * granule;
     std::lock_guard lock(depot[cls].m);
     s.depot_bytes += depot[cls].count * batch * cls * granule;
   }
