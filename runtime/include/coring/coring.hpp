@@ -3,6 +3,7 @@
 // own headers never include this; include what you use there.
 
 #include <coring/as_completed.hpp>
+#include <coring/current_task.hpp>
 #include <coring/error.hpp>
 #include <coring/event.hpp>
 #include <coring/event_loop.hpp>
@@ -17,6 +18,7 @@
 #include <coring/run_coroutine_threadsafe.hpp>
 #include <coring/serialize.hpp>
 #include <coring/semaphore.hpp>
+#include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
