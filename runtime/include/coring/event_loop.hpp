@@ -15,10 +15,12 @@
 // the loop from its own poll loop; post() is safe from any thread.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/duration.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/task.hpp>
+#include <coring/timer_handle.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -125,6 +127,22 @@ class event_loop {
     post_item(new detail::posted_call<Fn>(std::move(fn)));
   }
 
+  /// Calls `fn()` on the loop's thread once `delay` has passed (asyncio's
+  /// loop.call_later); returns a handle that can cancel it. The call happens
+  /// in the step that fires timers, in deadline order; an exception from
+  /// `fn` goes to the exception handler. A function still scheduled when the
+  /// loop is destroyed is dropped without running. Durations as sleep_for:
+  /// max() never fires, zero and negative fire on the next step.
+  /// **Errors:** std::bad_alloc (one allocation holds `fn`).
+  /// **Requires:** called on the loop's thread.
+  template <class Rep, class Period, class Fn>
+  timer_handle call_later(std::chrono::duration<Rep, Period> delay, Fn fn) {
+    return call_at(detail::deadline_after(delay), std::move(fn));
+  }
+  /// As call_later, at `when` on the steady clock (asyncio's loop.call_at).
+  template <class Fn>
+  timer_handle call_at(std::chrono::steady_clock::time_point when, Fn fn);
+
   /// Replaces the handler for exceptions nobody retrieved (default: print to stderr).
   void set_exception_handler(exception_handler handler);
 
@@ -177,6 +195,20 @@ T event_loop::run_until_complete(task<T> t) {
   } own{h};
   while (!h.promise().own_node_.done) step(true, -1);
   return detail::take_spawned(h);
+}
+
+template <class Fn>
+timer_handle event_loop::call_at(std::chrono::steady_clock::time_point when, Fn fn) {
+  auto* c = new detail::scheduled_call_of<Fn>(std::move(fn));
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  c->deadline_ns = ns > 0 ? ns : 0;
+  try {
+    detail::schedule_call(*this, *c);
+  } catch (...) {
+    c->destroy(c);
+    throw;
+  }
+  return timer_handle(c);
 }
 
 template <class T>
