@@ -11,7 +11,14 @@
 // the kernel cancels the operation when it passes, with no timer of ours and
 // no helper task. Its CQE carries user_data 0 and is ignored; the kernel
 // copies the timespec when it takes the SQE.
+//
+// Inside a deadline scope (coring::timeout, wait_for; detail/deadline.hpp) an
+// operation whose task is the scope's body gets the scope's deadline as an
+// absolute linked timeout when it comes before its own: the kernel ends it at
+// the deadline and it delivers the scope's cancellation (coring::cancelled,
+// once), which the scope turns into timeout_error.
 
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/duration.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
@@ -82,12 +89,14 @@ class ring_operation : public completion, public cancel_hook {
  private:
   void start();
   void set_timeout_ns(std::int64_t ns) noexcept;
+  bool resubmit_after_scope_timeout() noexcept;
   [[noreturn]] static void throw_cancelled();
   static void on_complete(completion* c, int res, unsigned flags) noexcept {
     auto* self = static_cast<ring_operation*>(c);
     self->res_ = res;
     self->cqe_flags_ = flags;
     if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
+    if (res == -ECANCELED && self->scope_timed_ && self->resubmit_after_scope_timeout()) return;
     loop_access::schedule(*self->loop_, self->handle_);
   }
   static void on_cancel(cancel_hook* c) noexcept {
@@ -105,6 +114,7 @@ class ring_operation : public completion, public cancel_hook {
     std::int64_t tv_sec = -1;
     std::int64_t tv_nsec = 0;
   } timeout_;
+  bool scope_timed_ = false;          // the linked timeout is a deadline scope's (absolute), not timeout_
 };
 
 }  // namespace coring::detail
