@@ -24,5 +24,7 @@
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
 #include <coring/thread_pool.hpp>
+#include <coring/timeout.hpp>
+#include <coring/timer_handle.hpp>
 #include <coring/wait_for.hpp>
 #include <coring/when_any.hpp>
