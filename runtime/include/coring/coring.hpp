@@ -10,6 +10,7 @@
 #include <coring/future.hpp>
 #include <coring/future_as_completed.hpp>
 #include <coring/gather.hpp>
+#include <coring/generator.hpp>
 #include <coring/io.hpp>
 #include <coring/mutex.hpp>
 #include <coring/outcome.hpp>
