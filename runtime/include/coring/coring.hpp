@@ -3,6 +3,7 @@
 // own headers never include this; include what you use there.
 
 #include <coring/as_completed.hpp>
+#include <coring/channel.hpp>
 #include <coring/current_task.hpp>
 #include <coring/error.hpp>
 #include <coring/event.hpp>
