@@ -21,6 +21,7 @@
 #include <coring/serialize.hpp>
 #include <coring/semaphore.hpp>
 #include <coring/shield.hpp>
+#include <coring/signal.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>

@@ -18,11 +18,14 @@
 #include <coring/detail/duration.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/sigint.hpp>
 #include <coring/detail/task_node.hpp>
+#include <coring/error.hpp>
 #include <coring/task.hpp>
 #include <coring/timer_handle.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -177,11 +180,21 @@ class event_loop {
   bool draining_ = false;                  // cancel_all_and_drain() runs: new tasks are cancelled at once
 };
 
+/// How coring::run runs its task.
+struct run_options {
+  /// Watch SIGINT (on the main thread, when it has its default disposition):
+  /// the first cancels the main task, and run() then throws
+  /// coring::interrupted; a second has the default action. See <coring/signal.hpp>.
+  bool handle_sigint = true;
+};
+
 /// Runs `t` on a new event loop until it ends (asyncio.run): returns its value
 /// or rethrows its exception. Tasks it spawned and left running are then
 /// cancelled and awaited before the loop closes.
+/// **Errors:** what `t` throws; coring::interrupted if SIGINT cancelled it
+/// (unless `opts.handle_sigint` is false).
 template <class T>
-T run(task<T> t);
+T run(task<T> t, run_options opts = {});
 
 // ---------------------------------------------------------------- implementation
 
@@ -212,9 +225,16 @@ timer_handle event_loop::call_at(std::chrono::steady_clock::time_point when, Fn 
 }
 
 template <class T>
-T run(task<T> t) {
+T run(task<T> t, run_options opts) {
   event_loop loop;  // its destructor cancels and awaits what the task left running
-  return loop.run_until_complete(std::move(t));
+  if (!opts.handle_sigint) return loop.run_until_complete(std::move(t));
+  detail::sigint_handling sigint;  // ends before the loop: a SIGINT during the shutdown has the default action
+  try {
+    return loop.run_until_complete(detail::with_sigint(std::move(t), sigint));
+  } catch (const cancelled&) {
+    if (sigint.fired()) throw interrupted(SIGINT);
+    throw;
+  }
 }
 
 }  // namespace coring
