@@ -107,6 +107,9 @@ void future_state_base::run_callbacks() noexcept {
 }
 
 bool future_state_base::add_callback(done_callback_node* c) noexcept {
+  // Ended already (the end's thread may not have taken the list yet): the
+  // caller runs it, so that "ready() implies it runs here" holds.
+  if (ready()) return false;
   done_callback_node* head = callbacks_.load(std::memory_order_acquire);
   do {
     if (head == callbacks_done()) return false;
