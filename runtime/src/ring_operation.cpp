@@ -4,6 +4,10 @@
 
 #include <liburing.h>
 
+#include <mutex>
+#include <utility>
+#include <vector>
+
 namespace coring::detail {
 
 void ring_operation::start() {
@@ -80,5 +84,50 @@ void ring_operation::fail(int res, const std::string& what) const {
 }
 
 void ring_operation::throw_cancelled() { throw cancelled{}; }
+
+namespace {
+struct description_registry {
+  std::mutex m;  // registration at start-up, lookups from loop threads
+  std::vector<std::pair<ring_operation::prep_fn, ring_operation::describer>> kinds;
+};
+description_registry& descriptions() {
+  static description_registry r;
+  return r;
+}
+}  // namespace
+
+bool ring_operation::register_description(prep_fn prep, describer d) noexcept {
+  description_registry& r = descriptions();
+  std::lock_guard lock(r.m);
+  try {
+    r.kinds.emplace_back(prep, d);
+  } catch (...) {
+    // Out of memory at start-up: that kind prints as "an operation in the ring".
+  }
+  return true;
+}
+
+void ring_operation::describe(const cancel_hook& c, leaf_report& out) {
+  const auto& self = static_cast<const ring_operation&>(c);
+  describer found = nullptr;
+  {
+    description_registry& r = descriptions();
+    std::lock_guard lock(r.m);
+    for (auto& [prep, d] : r.kinds) {
+      if (prep == self.prep_) found = d;
+    }
+  }
+  if (found) {
+    found(self, out.what);
+  } else {
+    out.what = "an operation in the ring";
+  }
+  if (self.scope_timed_) {
+    out.what += " (deadline of its timeout scope)";
+  } else if (self.timeout_.tv_sec >= 0) {
+    out.what += " (timeout " + std::to_string(self.timeout_.tv_sec * 1000 + self.timeout_.tv_nsec / 1'000'000) + " ms)";
+  }
+  out.frame = self.handle_;
+}
 
 }  // namespace coring::detail

@@ -20,6 +20,7 @@
 
 #include <coring/detail/deadline.hpp>
 #include <coring/detail/duration.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/event_loop.hpp>
@@ -55,6 +56,12 @@ class ring_operation : public completion, public cancel_hook {
   void set_timeout(std::chrono::duration<Rep, Period> d) noexcept {
     set_timeout_ns(timeout_ns(d));
   }
+
+  /// What dump_tasks() says of an operation ("read on fd 7").
+  using describer = void (*)(const ring_operation& op, std::string& out);
+  /// Registers `d` for the operations made with `prep` (one per derived
+  /// awaiter, from a static member). Returns true. Thread-safe.
+  static bool register_description(prep_fn prep, describer d) noexcept;
 
   bool await_ready() const noexcept { return false; }
   template <class P>
@@ -103,6 +110,9 @@ class ring_operation : public completion, public cancel_hook {
     auto* self = static_cast<ring_operation*>(c);
     loop_access::submit_cancel(*self->loop_, *self);
   }
+  // For dump_tasks(): the description registered for prep_. No byte is added to the awaiter.
+  static void describe(const cancel_hook& c, leaf_report& out);
+  static inline const bool described_ = register_leaf(&on_cancel, &describe);
 
   prep_fn prep_;                      // fills the SQE
   std::coroutine_handle<> handle_;    // the suspended coroutine
