@@ -275,6 +275,21 @@ void signal_operation::on_cancel(detail::cancel_hook* c) noexcept {
   detail::loop_access::schedule(*event_loop::current(), self->handle_);
 }
 
+void signal_operation::describe(const detail::cancel_hook& c, detail::leaf_report& out) {
+  const auto& self = static_cast<const signal_operation&>(c);
+  out.what = "signal " + detail::signal_name(self.signo_);
+  out.frame = self.handle_;
+}
+
+const bool signal_operation::described_ = detail::register_leaf(&on_cancel, &describe);
+
+task<> dump_tasks_on(int signo, std::FILE* out) {
+  for (;;) {
+    (void)co_await signal(signo);
+    event_loop::current()->dump_tasks(out);
+  }
+}
+
 int signal_operation::await_resume() {
   switch (state_) {
     case state::granted:

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <coring/detail/assert.hpp>
 #include <coring/detail/inbox.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
@@ -34,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -241,6 +243,7 @@ class channel<T>::send_operation : detail::channel_coro_waiter {
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop,
                   "channel::send needs an event loop on this thread (blocking_send from plain threads)");
+    (void)&described_;  // registers this instantiation with dump_tasks()
     waiter* wake = nullptr;
     bool suspend = false;  // decided under the lock: once we are linked, `result` is the channel's to write
     {
@@ -282,6 +285,12 @@ class channel<T>::send_operation : detail::channel_coro_waiter {
     }
     detail::loop_access::schedule(*event_loop::current(), self->handle);
   }
+  static void describe(const detail::cancel_hook& c, detail::leaf_report& out) {
+    const auto& self = static_cast<const send_operation&>(c);
+    out.what = "send on a channel (full: " + std::to_string(self.channel_.capacity()) + " queued)";
+    out.frame = self.handle;
+  }
+  static inline const bool described_ = detail::register_leaf(&on_cancel, &describe);
 
   channel& channel_;       // where to
   std::optional<T> copy_;  // the copy sent by send(const T&)
@@ -303,6 +312,7 @@ class channel<T>::receive_operation : detail::channel_coro_waiter {
     }
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop, "channel::receive needs an event loop on this thread");
+    (void)&described_;  // registers this instantiation with dump_tasks()
     waiter* wake = nullptr;
     bool suspend = false;
     {
@@ -345,6 +355,12 @@ class channel<T>::receive_operation : detail::channel_coro_waiter {
     }
     detail::loop_access::schedule(*event_loop::current(), self->handle);
   }
+  static void describe(const detail::cancel_hook& c, detail::leaf_report& out) {
+    const auto& self = static_cast<const receive_operation&>(c);
+    out.what = "receive on a channel (empty)";
+    out.frame = self.handle;
+  }
+  static inline const bool described_ = detail::register_leaf(&on_cancel, &describe);
 
   channel& channel_;        // where from
   std::optional<T> value_;  // the value handed over

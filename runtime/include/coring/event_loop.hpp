@@ -27,10 +27,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -157,6 +159,20 @@ class event_loop {
   [[nodiscard]] bool running() const noexcept { return running_; }
   /// Spawned tasks that have not ended yet.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return live_.size(); }
+
+  /// Prints every live task of the loop (asyncio's print_stack for all
+  /// tasks, Python 3.14's `python -m asyncio ps`): its name, whether it is
+  /// cancelling, what it awaits (a sleep until when, a read on which fd, the
+  /// future of which job, a child set of how many, a join of which task...)
+  /// and its await chain, innermost coroutine first (names from the
+  /// binary's symbol table; "file+0xoffset" for addr2line if it was
+  /// stripped). Tasks another one waits for (a joined task, the children of
+  /// a gather) are listed, indented, under it. See dump_tasks_on() in
+  /// <coring/signal.hpp> to print it on SIGUSR1.
+  /// **Requires:** called on the loop's thread (from a task, a callback, or between run steps).
+  void dump_tasks(std::FILE* out = stderr) const;
+  /// The report dump_tasks() prints.
+  [[nodiscard]] std::string describe_tasks() const;
 
  private:
   friend struct detail::loop_access;  // what awaiters and combinators may do: <coring/detail/loop_access.hpp>

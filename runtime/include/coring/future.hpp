@@ -15,6 +15,7 @@
 #include <coring/detail/assert.hpp>
 #include <coring/detail/duration.hpp>
 #include <coring/detail/inbox.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
 #include <coring/detail/loop_access.hpp>
@@ -24,9 +25,11 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -280,6 +283,7 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     }
     event_loop* loop = event_loop::current();
     CORING_ASSERT(loop, "awaiting a coring::future needs an event loop on this thread");
+    (void)&described_;  // registers this instantiation with dump_tasks()
     handle = h;
     box = detail::loop_access::inbox_of(*loop);
     if (!state_->attach(this)) return false;
@@ -304,6 +308,18 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     if (self->node && self->node->leaf == self) self->node->leaf = nullptr;
     detail::loop_access::schedule(*event_loop::current(), self->handle);
   }
+  // For dump_tasks(): "future of job 0x55d0c3a0 (running)"; the state's address names the job.
+  static void describe(const detail::cancel_hook& c, detail::leaf_report& out) {
+    const auto& self = static_cast<const future_operation&>(c);
+    char id[32];
+    std::snprintf(id, sizeof id, "%p", static_cast<const void*>(self.state_));
+    const auto stage = self.state_->current_stage();
+    out.what = std::string("future of job ") + id +
+               (stage == detail::future_state_base::stage::running ? " (running)"
+                : stage == detail::future_state_base::stage::pending ? " (queued)"
+                                                                     : " (done)");
+    out.frame = self.handle;
+  }
   static void on_cancel(detail::cancel_hook* c) noexcept {
     auto* self = static_cast<future_operation*>(c);
     self->state_->cancel();  // a pending job never runs; a running one is the executor's to stop
@@ -312,6 +328,7 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
       detail::loop_access::schedule(*event_loop::current(), self->handle);
     }
   }
+  static inline const bool described_ = detail::register_leaf(&on_cancel, &describe);
 
   detail::future_state<T>* state_;  // shared with the executor; the future keeps it alive
   bool interrupted_ = false;        // resumed by cancellation, not by the result

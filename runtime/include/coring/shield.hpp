@@ -13,6 +13,7 @@
 
 #include <coring/current_task.hpp>
 #include <coring/detail/assert.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
@@ -51,6 +52,14 @@ class shielded_join : cancel_hook {
   // The awaiter was cancelled: the request stays pending on it (delivered
   // after the child ends); the child is left alone. Its end resumes us.
   static void on_cancel(cancel_hook*) noexcept {}
+  // For dump_tasks(): "shield", and the shielded task under it.
+  static void describe(const cancel_hook& c, leaf_report& out) {
+    const auto& self = static_cast<const shielded_join&>(c);
+    out.what = "shield (the task under it runs on if this one is cancelled)";
+    out.frame = self.parent_;
+    out.awaits.push_back(&self.child_.own_node_);
+  }
+  static inline const bool described_ = register_leaf(&on_cancel, &describe);
 
   promise_base& child_;               // the shielded task
   std::coroutine_handle<> parent_;    // the awaiting coroutine

@@ -32,11 +32,13 @@
 // out with coring::run(t, {.handle_sigint = false}); an event_loop you drive
 // yourself (run_until_complete) never watches SIGINT.
 
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/sigint.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
 #include <coring/task.hpp>
 #include <coroutine>
+#include <cstdio>
 
 namespace coring {
 
@@ -65,6 +67,9 @@ class [[nodiscard]] signal_operation : detail::cancel_hook {
   enum class state : unsigned char { pending, granted, closed, interrupted };
   bool suspend(std::coroutine_handle<> h);
   static void on_cancel(detail::cancel_hook* c) noexcept;
+  // For dump_tasks(): "signal SIGUSR1".
+  static void describe(const detail::cancel_hook& c, detail::leaf_report& out);
+  static const bool described_;
 
   signal_operation* prev_ = nullptr;  // the watch's list of waiters
   signal_operation* next_ = nullptr;
@@ -74,6 +79,13 @@ class [[nodiscard]] signal_operation : detail::cancel_hook {
   int signo_;                              // the signal awaited
   state state_ = state::pending;           // how the wait ended
 };
+
+/// Prints the loop's tasks (event_loop::dump_tasks) to `out` each time
+/// `signo` arrives, until cancelled — for programs that run long:
+/// `coring::spawn(coring::dump_tasks_on(SIGUSR1)).detach();` then
+/// `kill -USR1 <pid>` shows what every task is waiting for.
+/// **Cancellation:** ends with coring::cancelled (the signal stays watched until the loop ends).
+[[nodiscard]] task<> dump_tasks_on(int signo, std::FILE* out = stderr);
 
 /// Waits until `signo` arrives (or one that arrived while nobody waited is
 /// kept). From the first await on a loop, `signo` is blocked on the loop's
