@@ -4,7 +4,6 @@
 #include <coring/event_loop.hpp>
 #include <cstddef>
 #include <memory>
-#include <new>
 #include <string>
 
 namespace coring::detail {
@@ -65,8 +64,12 @@ class scope_table {
 
   void grow() noexcept {
     const std::size_t size = 2 * (mask_ + 1);
-    std::unique_ptr<deadline_scope*[]> bigger(new (std::nothrow) deadline_scope*[size]());
-    if (!bigger) return;  // out of memory: longer chains, still correct
+    std::unique_ptr<deadline_scope*[]> bigger;
+    try {
+      bigger.reset(new deadline_scope*[size]());
+    } catch (...) {
+      return;  // out of memory: longer chains, still correct
+    }
     deadline_scope** old = buckets_;
     const std::size_t old_size = mask_ + 1;
     buckets_ = bigger.get();

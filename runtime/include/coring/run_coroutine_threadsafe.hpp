@@ -20,7 +20,6 @@
 
 #include <exception>
 #include <memory>
-#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -59,8 +58,12 @@ class threadsafe_state final : public future_state<T> {
   };
   static void cancel_on_loop(future_state_base* s, void*) noexcept {
     auto* self = static_cast<threadsafe_state*>(s);
-    auto* item = new (std::nothrow) cancel_item(self);
-    if (!item) return;  // out of memory: the task runs on, as a running thread-pool job would
+    cancel_item* item;
+    try {
+      item = new cancel_item(self);
+    } catch (...) {
+      return;  // out of memory: the task runs on, as a running thread-pool job would
+    }
     std::shared_ptr<inbox> box = self->box_;
     if (!box->push(item)) item->run(item, false);
   }
