@@ -24,6 +24,7 @@
 #include <coring/signal.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
+#include <coring/subprocess.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
 #include <coring/thread_pool.hpp>
