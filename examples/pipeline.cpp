@@ -17,8 +17,9 @@
 // program prints "interrupted" and exits with status 130. It ends by itself
 // otherwise, after N items (default 24).
 
-#include <chrono>
 #include <coring/coring.hpp>
+
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>

@@ -12,8 +12,9 @@
 // coring::timeout: it is killed and reaped, and the timeout reported. It ends
 // by itself; Ctrl-C kills and reaps the children and exits with status 130.
 
-#include <chrono>
 #include <coring/coring.hpp>
+
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <string_view>

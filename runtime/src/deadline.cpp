@@ -1,7 +1,9 @@
-#include <chrono>
 #include <coring/detail/deadline.hpp>
+
 #include <coring/detail/loop_access.hpp>
 #include <coring/event_loop.hpp>
+
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>

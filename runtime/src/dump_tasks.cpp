@@ -1,6 +1,11 @@
 // event_loop::dump_tasks(): every live task, what it waits for, its await
 // chain (asyncio's print_stack for all tasks, Python 3.14's `asyncio ps`).
 
+#include <coring/event_loop.hpp>
+
+#include <coring/detail/introspection.hpp>
+#include <coring/task.hpp>
+
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <elf.h>
@@ -10,9 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <coring/detail/introspection.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/task.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>

@@ -1,14 +1,16 @@
+#include <coring/signal.hpp>
+
+#include <coring/detail/loop_access.hpp>
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/io.hpp>
+
 #include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <coring/detail/loop_access.hpp>
-#include <coring/error.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/io.hpp>
-#include <coring/signal.hpp>
 #include <cstring>
 #include <memory>
 #include <span>

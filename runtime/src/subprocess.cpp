@@ -1,3 +1,11 @@
+#include <coring/subprocess.hpp>
+
+#include <coring/detail/loop_access.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/gather.hpp>
+
+#include "spawn_child.hpp"
+
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -11,16 +19,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <coring/detail/loop_access.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/gather.hpp>
-#include <coring/subprocess.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-
-#include "spawn_child.hpp"
 
 extern char** environ;
 

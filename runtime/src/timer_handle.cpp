@@ -1,10 +1,12 @@
+#include <coring/timer_handle.hpp>
+
 #include <coring/detail/loop_access.hpp>
 #include <coring/event_loop.hpp>
-#include <coring/timer_handle.hpp>
-#include <exception>
 
 #include "loop_core.hpp"
 #include "scheduled_calls.hpp"
+
+#include <exception>
 
 namespace coring {
 

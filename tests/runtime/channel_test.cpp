@@ -2,11 +2,10 @@
 // Order, bounds, close, cancellation (exactly once, never losing a value),
 // and a stress case counting every value once.
 
+#include <coring/channel.hpp>
+
 #include <doctest/doctest.h>
 
-#include <atomic>
-#include <chrono>
-#include <coring/channel.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/gather.hpp>
@@ -14,6 +13,12 @@
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
+
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <latch>
@@ -22,9 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
 
 namespace {
 

@@ -1,13 +1,15 @@
+#include <coring/current_task.hpp>
+
 #include <doctest/doctest.h>
 
-#include <chrono>
-#include <coring/current_task.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/gather.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
+
+#include <chrono>
 #include <string>
 
 namespace {

@@ -1,14 +1,13 @@
 // loop.dump_tasks(): every live task, what it awaits, its await chain; and
 // dump_tasks_on(signal). Also: describing tasks costs them nothing.
 
+#include <coring/event_loop.hpp>
+
 #include <doctest/doctest.h>
 
-#include <array>
-#include <chrono>
 #include <coring/channel.hpp>
 #include <coring/error.hpp>
 #include <coring/event.hpp>
-#include <coring/event_loop.hpp>
 #include <coring/gather.hpp>
 #include <coring/io.hpp>
 #include <coring/shield.hpp>
@@ -18,12 +17,15 @@
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
 #include <coring/timeout.hpp>
+
+#include "support/pipe.hpp"
+
+#include <array>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <future>
 #include <string>
-
-#include "support/pipe.hpp"
 
 namespace {
 

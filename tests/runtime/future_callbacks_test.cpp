@@ -1,14 +1,16 @@
 // future<T>::add_done_callback and then(): continuations for plain code,
 // run on the side that ends the job.
 
+#include <coring/future.hpp>
+
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
-#include <coring/future.hpp>
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
+
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <random>

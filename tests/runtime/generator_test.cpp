@@ -1,30 +1,32 @@
 // coring::generator<T>: values with awaits between them; exceptions and
 // cancellations crossing both ways; clean-up on every way out.
 
+#include <coring/generator.hpp>
+
 #include <doctest/doctest.h>
 
-#include <array>
-#include <chrono>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future_as_completed.hpp>
-#include <coring/generator.hpp>
 #include <coring/io.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
 #include <coring/timeout.hpp>
-#include <cstddef>
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <vector>
 
 #include "support/cancel_once.hpp"
 #include "support/counted.hpp"
 #include "support/pipe.hpp"
 #include "support/stopwatch.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace {
 

@@ -1,22 +1,24 @@
 // shield: the inner task runs to its end when the awaiter is cancelled; the
 // awaiter still sees the cancellation, once, after the inner task ended.
 
+#include <coring/shield.hpp>
+
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
-#include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/wait_for.hpp>
-#include <stdexcept>
-#include <string>
 
 #include "support/cancel_once.hpp"
 #include "support/counted.hpp"
 #include "support/stopwatch.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
 
 namespace {
 

@@ -2,26 +2,29 @@
 // thread-directed at the loop's thread (raise) while coring::signal blocks
 // them there; anything that ends a process by a signal runs in a forked child.
 
+#include <coring/signal.hpp>
+
 #include <doctest/doctest.h>
+
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/task.hpp>
+#include <coring/thread_pool.hpp>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
+#include "support/watchdog.hpp"
+
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <coring/error.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/signal.hpp>
-#include <coring/sleep.hpp>
-#include <coring/spawn.hpp>
-#include <coring/task.hpp>
-#include <coring/thread_pool.hpp>
 #include <csignal>
 #include <thread>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
-#include "support/watchdog.hpp"
 
 namespace {
 

@@ -1,8 +1,22 @@
 // coring::subprocess: programs run through pipes, waited for through a
 // pidfd in the ring; no zombie and no leaked descriptor on any path.
 
-#include <dirent.h>
+#include <coring/subprocess.hpp>
+
 #include <doctest/doctest.h>
+
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/gather.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/task.hpp>
+#include <coring/timeout.hpp>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
+
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,14 +24,6 @@
 
 #include <chrono>
 #include <concepts>
-#include <coring/error.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/gather.hpp>
-#include <coring/sleep.hpp>
-#include <coring/spawn.hpp>
-#include <coring/subprocess.hpp>
-#include <coring/task.hpp>
-#include <coring/timeout.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -27,9 +33,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
 
 namespace {
 

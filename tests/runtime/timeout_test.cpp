@@ -2,11 +2,10 @@
 // reaching ring operations through linked kernel timeouts, and never
 // confusing a cancellation of the caller with a timeout.
 
+#include <coring/timeout.hpp>
+
 #include <doctest/doctest.h>
 
-#include <array>
-#include <atomic>
-#include <chrono>
 #include <coring/detail/deadline.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
@@ -16,19 +15,22 @@
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
-#include <coring/timeout.hpp>
 #include <coring/wait_for.hpp>
+
+#include "support/cancel_once.hpp"
+#include "support/counted.hpp"
+#include "support/pipe.hpp"
+#include "support/stopwatch.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <future>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "support/cancel_once.hpp"
-#include "support/counted.hpp"
-#include "support/pipe.hpp"
-#include "support/stopwatch.hpp"
 
 namespace {
 

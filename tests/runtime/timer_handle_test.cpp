@@ -1,21 +1,23 @@
 // loop.call_later / call_at: plain functions scheduled on the loop, with a
 // handle that cancels them.
 
+#include <coring/timer_handle.hpp>
+
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <coring/event_loop.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
-#include <coring/timer_handle.hpp>
+
+#include "support/allocations.hpp"
+#include "support/stopwatch.hpp"
+
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "support/allocations.hpp"
-#include "support/stopwatch.hpp"
 
 namespace {
 

@@ -19,8 +19,6 @@
 // coroutine is woken through its loop's inbox (one eventfd write at most per
 // loop sleep), a blocked thread through a condition variable.
 
-#include <concepts>
-#include <condition_variable>
 #include <coring/detail/assert.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/introspection.hpp>
@@ -30,6 +28,9 @@
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
 #include <coring/task.hpp>
+
+#include <concepts>
+#include <condition_variable>
 #include <coroutine>
 #include <cstddef>
 #include <memory>

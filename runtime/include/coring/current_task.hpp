@@ -11,6 +11,7 @@
 
 #include <coring/detail/task_node.hpp>
 #include <coring/task.hpp>
+
 #include <coroutine>
 
 namespace coring {

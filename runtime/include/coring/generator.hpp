@@ -29,6 +29,7 @@
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
 #include <coring/task.hpp>
+
 #include <coroutine>
 #include <exception>
 #include <optional>

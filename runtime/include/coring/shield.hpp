@@ -19,6 +19,7 @@
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
+
 #include <coroutine>
 #include <exception>
 #include <type_traits>

@@ -27,14 +27,15 @@
 // blocks SIGPIPE on the loop's thread (a SIGPIPE raised by our write is
 // consumed).
 
-#include <sys/types.h>
-
-#include <chrono>
-#include <concepts>
 #include <coring/detail/ring_operation.hpp>
 #include <coring/error.hpp>
 #include <coring/io.hpp>
 #include <coring/task.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <concepts>
 #include <coroutine>
 #include <csignal>
 #include <cstddef>

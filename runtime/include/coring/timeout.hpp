@@ -23,7 +23,6 @@
 // passed too. The body runs as a child task and timeout() returns only after
 // it has ended, so it may use references into the awaiting frame.
 
-#include <chrono>
 #include <coring/current_task.hpp>
 #include <coring/detail/child_set.hpp>
 #include <coring/detail/deadline.hpp>
@@ -31,6 +30,8 @@
 #include <coring/error.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <string>

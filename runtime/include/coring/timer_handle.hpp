@@ -10,8 +10,9 @@
 // cancel inside it). One allocation holds it; the loop's timer heap keeps
 // its deadline, like a sleep's.
 
-#include <chrono>
 #include <coring/detail/timer_node.hpp>
+
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <utility>

@@ -16,13 +16,14 @@
 // pool kills the worker running it, a thread-pool job runs on (a thread
 // cannot be interrupted).
 
-#include <chrono>
 #include <coring/detail/duration.hpp>
 #include <coring/error.hpp>
 #include <coring/future.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/timeout.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <string>

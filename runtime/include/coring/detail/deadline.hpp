@@ -27,6 +27,7 @@
 #include <coring/detail/duration.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/detail/timer_node.hpp>
+
 #include <cstdint>
 #include <string>
 

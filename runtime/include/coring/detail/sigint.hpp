@@ -4,6 +4,7 @@
 #include <coring/current_task.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/task.hpp>
+
 #include <type_traits>
 #include <utility>
 
