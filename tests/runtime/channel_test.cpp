@@ -2,10 +2,12 @@
 // Order, bounds, close, cancellation (exactly once, never losing a value),
 // and a stress case counting every value once.
 
-#include <coring/channel.hpp>
-
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <coring/channel.hpp>
+#include <coring/current_task.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/gather.hpp>
@@ -13,12 +15,6 @@
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
-
-#include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <latch>
@@ -27,6 +23,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
 
 namespace {
 
@@ -194,6 +193,22 @@ TEST_SUITE("runtime/channel") {
     coring_test::expect_cancelled_once([&]() -> task<> { (void)co_await ch.receive(); });
     CHECK(ch.try_send(5));
     CHECK(*ch.try_receive() == 5);
+  }
+
+  TEST_CASE("a receive or a send awaited with a cancellation pending throws at once and moves nothing" *
+            doctest::timeout(5)) {
+    coring::channel<int> ch(1);
+    CHECK(ch.try_send(1));
+    coring::run([](coring::channel<int>& ch) -> task<> {
+      (co_await coring::current_task()).cancel();
+      CHECK_THROWS_AS((void)co_await ch.receive(), coring::cancelled);
+      (co_await coring::current_task()).cancel();
+      int v = 2;
+      CHECK_THROWS_AS(co_await ch.send(std::move(v)), coring::cancelled);
+      co_await coring::sleep_for(1ms);  // each was delivered once
+    }(ch));
+    CHECK(ch.size() == 1);
+    CHECK(*ch.try_receive() == 1);
   }
 
   TEST_CASE("a cancelled send on a full channel delivers one cancellation and queues nothing" *

@@ -1,32 +1,31 @@
 // coring::generator<T>: values with awaits between them; exceptions and
 // cancellations crossing both ways; clean-up on every way out.
 
-#include <coring/generator.hpp>
-
 #include <doctest/doctest.h>
 
+#include <array>
+#include <chrono>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future_as_completed.hpp>
+#include <coring/generator.hpp>
 #include <coring/io.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
 #include <coring/timeout.hpp>
+#include <cstddef>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "support/cancel_once.hpp"
 #include "support/counted.hpp"
 #include "support/pipe.hpp"
 #include "support/stopwatch.hpp"
-
-#include <array>
-#include <chrono>
-#include <cstddef>
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <vector>
 
 namespace {
 
@@ -265,6 +264,48 @@ TEST_SUITE("runtime/generator") {
       }
       CHECK(counted::live() == 0);
     }());
+  }
+
+  TEST_CASE("cancelled just as the generator yields: the value or the cancellation, delivered once" *
+            doctest::timeout(30)) {
+    std::mt19937 rng(77);
+    int values = 0, cancels = 0;
+    for (int round = 0; round < 150; ++round) {
+      const auto yield_at = std::chrono::microseconds(rng() % 400);
+      const auto cancel_at = std::chrono::microseconds(rng() % 400);
+      int seen_cancel = 0;
+      bool got = false, cleanup = false;
+      coring::run([](std::chrono::microseconds y, std::chrono::microseconds c, int& seen, bool& got,
+                     bool& cleanup) -> task<> {
+        auto consumer =
+            coring::spawn([](std::chrono::microseconds y, int& seen, bool& got, bool& cleanup) -> task<> {
+              auto g = [](std::chrono::microseconds y) -> generator<int> {
+                co_await coring::sleep_for(y);
+                co_yield 1;
+              }(y);
+              try {
+                got = (co_await g.next()).has_value();
+              } catch (const coring::cancelled&) {
+                ++seen;
+              }
+              try {
+                co_await coring::sleep_for(0ms);  // a cancellation that came after the value lands here
+              } catch (const coring::cancelled&) {
+                ++seen;
+              }
+              cleanup = true;
+            }(y, seen, got, cleanup));
+        co_await coring::sleep_for(c);
+        consumer.cancel();
+        co_await consumer;
+      }(yield_at, cancel_at, seen_cancel, got, cleanup));
+      CHECK(seen_cancel <= 1);
+      CHECK((got || seen_cancel == 1));
+      CHECK(cleanup);
+      values += got;
+      cancels += !got;
+    }
+    MESSAGE("values " << values << ", cancelled before the value " << cancels);
   }
 
   TEST_CASE("for_each visits every value; fn may be plain, a task, or stop early with false" *

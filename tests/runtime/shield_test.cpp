@@ -1,24 +1,23 @@
 // shield: the inner task runs to its end when the awaiter is cancelled; the
 // awaiter still sees the cancellation, once, after the inner task ended.
 
-#include <coring/shield.hpp>
-
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/wait_for.hpp>
+#include <random>
+#include <stdexcept>
+#include <string>
 
 #include "support/cancel_once.hpp"
 #include "support/counted.hpp"
 #include "support/stopwatch.hpp"
-
-#include <chrono>
-#include <stdexcept>
-#include <string>
 
 namespace {
 
@@ -81,6 +80,47 @@ TEST_SUITE("runtime/shield") {
     coring_test::expect_cancelled_once(
         [&]() -> task<> { (void)co_await coring::shield(finishes_after(5ms, finished)); });
     CHECK(finished);
+  }
+
+  TEST_CASE("cancelled just as the shielded task ends: its value, or one cancellation after it ended" *
+            doctest::timeout(30)) {
+    std::mt19937 rng(5);
+    int values = 0, cancels = 0;
+    for (int round = 0; round < 150; ++round) {
+      const auto work = std::chrono::microseconds(rng() % 400);
+      const auto cancel_at = std::chrono::microseconds(rng() % 400);
+      bool finished = false, got = false;
+      int seen = 0;
+      coring::run([](std::chrono::microseconds w, std::chrono::microseconds c, bool& finished, bool& got,
+                     int& seen) -> task<> {
+        auto victim =
+            coring::spawn([](std::chrono::microseconds w, bool& finished, bool& got, int& seen) -> task<> {
+              try {
+                got = co_await coring::shield([](std::chrono::microseconds w, bool& finished) -> task<int> {
+                        co_await coring::sleep_for(w);
+                        finished = true;
+                        co_return 1;
+                      }(w, finished)) == 1;
+              } catch (const coring::cancelled&) {
+                ++seen;
+              }
+              try {
+                co_await coring::sleep_for(0ms);
+              } catch (const coring::cancelled&) {
+                ++seen;
+              }
+            }(w, finished, got, seen));
+        co_await coring::sleep_for(c);
+        victim.cancel();
+        co_await victim;
+      }(work, cancel_at, finished, got, seen));
+      CHECK(finished);  // always: the shield waited for it
+      CHECK(seen <= 1);
+      CHECK((got || seen == 1));
+      values += got;
+      cancels += !got;
+    }
+    MESSAGE("values " << values << ", cancelled " << cancels);
   }
 
   TEST_CASE("the error of a shielded task whose awaiter was cancelled goes to the exception handler" *

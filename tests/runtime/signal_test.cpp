@@ -2,29 +2,27 @@
 // thread-directed at the loop's thread (raise) while coring::signal blocks
 // them there; anything that ends a process by a signal runs in a forked child.
 
-#include <coring/signal.hpp>
-
 #include <doctest/doctest.h>
-
-#include <coring/error.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/sleep.hpp>
-#include <coring/spawn.hpp>
-#include <coring/task.hpp>
-#include <coring/thread_pool.hpp>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
-#include "support/watchdog.hpp"
-
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/signal.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/task.hpp>
+#include <coring/thread_pool.hpp>
 #include <csignal>
+#include <random>
 #include <thread>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
+#include "support/watchdog.hpp"
 
 namespace {
 
@@ -129,6 +127,51 @@ TEST_SUITE("runtime/signal") {
   TEST_CASE("a cancelled signal wait delivers one cancellation; the signal stays watched" *
             doctest::timeout(5)) {
     coring_test::expect_cancelled_once([]() -> task<> { (void)co_await coring::signal(SIGUSR1); });
+  }
+
+  TEST_CASE("cancelled just as the signal arrives: the signal or the cancellation, once each; none lost" *
+            doctest::timeout(30)) {
+    std::mt19937 rng(31);
+    int signals = 0, cancels = 0;
+    coring::run([](std::mt19937& rng, int& signals, int& cancels) -> task<> {
+      for (int round = 0; round < 100; ++round) {
+        const auto raise_at = std::chrono::microseconds(rng() % 300);
+        const auto cancel_at = std::chrono::microseconds(rng() % 300);
+        int seen = 0;
+        bool got = false;
+        auto waiter = coring::spawn([](int& seen, bool& got) -> task<> {
+          try {
+            got = co_await coring::signal(SIGUSR1) == SIGUSR1;
+          } catch (const coring::cancelled&) {
+            ++seen;
+          }
+          try {
+            co_await coring::sleep_for(0ms);
+          } catch (const coring::cancelled&) {
+            ++seen;
+          }
+        }(seen, got));
+        auto raiser = coring::spawn([](std::chrono::microseconds d) -> task<> {
+          co_await coring::sleep_for(d);
+          ::raise(SIGUSR1);
+        }(raise_at));
+        co_await coring::sleep_for(cancel_at);
+        waiter.cancel();
+        co_await waiter;
+        co_await raiser;
+        CHECK(seen <= 1);
+        CHECK((got || seen == 1));
+        if (!got) {
+          // The signal was not lost: it is kept for the next await.
+          stopwatch sw;
+          CHECK(co_await coring::signal(SIGUSR1) == SIGUSR1);
+          CHECK(sw.elapsed() < 500ms);
+        }
+        signals += got;
+        cancels += !got;
+      }
+    }(rng, signals, cancels));
+    MESSAGE("signals " << signals << ", cancelled first " << cancels);
   }
 
   TEST_CASE("a signal that cannot be waited for is an error" * doctest::timeout(5)) {

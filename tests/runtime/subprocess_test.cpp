@@ -1,22 +1,8 @@
 // coring::subprocess: programs run through pipes, waited for through a
 // pidfd in the ring; no zombie and no leaked descriptor on any path.
 
-#include <coring/subprocess.hpp>
-
-#include <doctest/doctest.h>
-
-#include <coring/error.hpp>
-#include <coring/event_loop.hpp>
-#include <coring/gather.hpp>
-#include <coring/sleep.hpp>
-#include <coring/spawn.hpp>
-#include <coring/task.hpp>
-#include <coring/timeout.hpp>
-
-#include "support/cancel_once.hpp"
-#include "support/stopwatch.hpp"
-
 #include <dirent.h>
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -24,6 +10,15 @@
 
 #include <chrono>
 #include <concepts>
+#include <coring/current_task.hpp>
+#include <coring/error.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/gather.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/subprocess.hpp>
+#include <coring/task.hpp>
+#include <coring/timeout.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +28,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "support/cancel_once.hpp"
+#include "support/stopwatch.hpp"
 
 namespace {
 
@@ -272,6 +270,21 @@ TEST_SUITE("runtime/subprocess") {
     });
     CHECK(sw.elapsed() < 5s);
     REQUIRE(pid > 0);
+    CHECK(reaped(pid));
+  }
+
+  TEST_CASE("a wait() awaited with a cancellation pending kills and reaps the child, then throws" *
+            doctest::timeout(10)) {
+    pid_t pid = -1;
+    stopwatch sw;
+    coring::run([](pid_t& pid) -> task<> {
+      auto p = co_await subprocess::exec({"sleep", "10"});
+      pid = p.pid();
+      (co_await coring::current_task()).cancel();
+      CHECK_THROWS_AS((void)co_await p.wait(), coring::cancelled);
+      CHECK(p.returncode() == -SIGKILL);
+    }(pid));
+    CHECK(sw.elapsed() < 5s);
     CHECK(reaped(pid));
   }
 
