@@ -46,7 +46,7 @@
 #include <thread>
 #include <typeinfo>
 
-#include "process_pool_names.hpp"
+#include "symbol_names.hpp"
 
 namespace coring {
 
