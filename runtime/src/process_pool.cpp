@@ -1,4 +1,5 @@
-// process_pool: the fork server, the worker loop, and the manager thread.
+// process_pool: the public face (its error types and members) and, for now,
+// the manager thread.
 //
 // Processes:
 //   main ──(SEQPACKET, spawn requests)──> fork server   (forked early, single-threaded)
@@ -6,27 +7,18 @@
 //   fork server ──SCM_RIGHTS{pidfd, socket}──> main
 //   main (manager thread) <──(SEQPACKET per worker: jobs, replies)──> worker
 //
-// The manager thread waits through its own io_uring (ring_waiter: one-shot
-// polls on an eventfd for submissions, cancels and shutdown, on each worker's
-// socket and on each worker's pidfd, so a worker's death is seen through the
-// ring); it does no coroutine work of its own, and futures complete from it
-// into their awaiting loops' inboxes (or wake blocked threads).
+// process_pool_wire.* is the format of those messages, process_pool_worker.*
+// the worker, process_pool_fork_server.* the fork server, and
+// process_pool_ring.* the manager's wait. The manager thread waits through its
+// own io_uring, so a worker's death is seen through the ring; it does no
+// coroutine work of its own, and futures complete from it into their awaiting
+// loops' inboxes (or wake blocked threads).
 
 #include <coring/process_pool.hpp>
 
-#include <liburing.h>
-
-#include <cxxabi.h>
-#include <dirent.h>
-#include <dlfcn.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,18 +26,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <optional>
-#include <unordered_map>
-#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
-#include <typeinfo>
 
+#include "process_pool_fork_server.hpp"
+#include "process_pool_ring.hpp"
+#include "process_pool_wire.hpp"
 #include "symbol_names.hpp"
 
 namespace coring {
@@ -92,443 +82,6 @@ broken_worker::broken_worker(int pid, int signal, int exit_code, std::string fun
 
 namespace detail {
 
-namespace {
-
-// ---------------------------------------------------------------------------
-// Wire format. Every message is one SEQPACKET datagram: a header, then the
-// payload inline, or (when larger than inline_limit) in a sealed memfd passed
-// with SCM_RIGHTS. The limit keeps a worker's queue of pipelined jobs
-// (max_depth of them: 128 KiB) under the default 208 KiB socket buffer, so that a
-// send from the manager never blocks for long.
-
-constexpr std::size_t inline_limit = 16 * 1024;
-constexpr std::size_t max_depth = 8;  // jobs queued in one worker's socket at most
-
-enum msg_kind : std::uint32_t {
-  k_job = 1,          // main → worker: run invoker(fn, payload)
-  k_ready = 2,        // worker → main: the initializer ran, jobs welcome
-  k_result = 3,       // worker → main: payload is the encoded result
-  k_raised = 4,       // worker → main: payload is encode_all(type name, message)
-  k_init_failed = 5,  // worker → main: as k_raised, from the initializer
-};
-constexpr std::uint32_t f_memfd = 1;  // the payload is in the attached memfd
-
-struct msg_header {
-  std::uint32_t kind;
-  std::uint32_t flags;
-  std::uint64_t id;
-  std::uint64_t invoker;
-  std::uint64_t fn;
-};
-
-void close_fd(int& fd) noexcept {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
-// Sends one message; returns 0 or an errno. Blocking unless the socket is not.
-int send_message(int sock, msg_header h, std::string_view payload) {
-  int memfd = -1;
-  iovec iov[2];
-  iov[0] = {&h, sizeof h};
-  std::size_t iovcnt = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  if (payload.size() > inline_limit) {
-    memfd = ::memfd_create("coring-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (memfd < 0) return errno;
-    std::size_t off = 0;
-    while (off < payload.size()) {
-      ssize_t n = ::write(memfd, payload.data() + off, payload.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        ::close(memfd);
-        return e;
-      }
-      off += static_cast<std::size_t>(n);
-    }
-    // Sealed, so that the receiver may trust the size it reads.
-    ::fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-    h.flags |= f_memfd;
-    std::memset(control, 0, sizeof control);
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &memfd, sizeof(int));
-  } else if (!payload.empty()) {
-    iov[1] = {const_cast<char*>(payload.data()), payload.size()};
-    iovcnt = 2;
-  }
-  msg.msg_iov = iov;
-  msg.msg_iovlen = iovcnt;
-  int err = 0;
-  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno == EINTR) continue;
-    err = errno;
-    break;
-  }
-  if (memfd >= 0) ::close(memfd);
-  return err;
-}
-
-// A receiving buffer that can hold any inline message, plus the out-of-line payload.
-struct receiver {
-  std::vector<char> buf = std::vector<char>(sizeof(msg_header) + inline_limit);
-  std::string large;  // a memfd payload, read whole
-};
-
-// recvmsg() of one message into buf[0, len), keeping the first `max_fds`
-// descriptors passed with it (SCM_RIGHTS, close-on-exec) in fds and closing
-// any others. Returns the byte count or -errno; `got` counts the fds kept and
-// `msg_flags` reports truncation.
-ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds, std::size_t max_fds,
-                      std::size_t& got, int& msg_flags) {
-  iovec iov{buf, len};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
-  got = 0;
-  msg_flags = msg.msg_flags;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (got < max_fds) {
-        fds[got++] = fd;
-      } else {
-        ::close(fd);
-      }
-    }
-  }
-  return n;
-}
-
-// Receives one message. Returns 1 (h and payload set), 0 at end of stream,
-// -EAGAIN when nonblocking and nothing is there, or another -errno.
-int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload, bool nonblocking) {
-  int fd = -1;
-  std::size_t got = 0;
-  int msg_flags = 0;
-  ssize_t n = recv_with_fds(sock, r.buf.data(), r.buf.size(), nonblocking ? MSG_DONTWAIT : 0, &fd, 1, got, msg_flags);
-  if (n < 0) return static_cast<int>(n);
-  if (n == 0) {
-    close_fd(fd);
-    return 0;
-  }
-  if (static_cast<std::size_t>(n) < sizeof h || (msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-    close_fd(fd);
-    return -EPROTO;
-  }
-  std::memcpy(&h, r.buf.data(), sizeof h);
-  if (h.flags & f_memfd) {
-    if (fd < 0) return -EPROTO;
-    struct stat st {};
-    if (::fstat(fd, &st) < 0) {
-      int e = errno;
-      close_fd(fd);
-      return -e;
-    }
-    r.large.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t off = 0;
-    while (off < r.large.size()) {
-      ssize_t got = ::pread(fd, r.large.data() + off, r.large.size() - off, static_cast<off_t>(off));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        close_fd(fd);
-        return -EPROTO;
-      }
-      off += static_cast<std::size_t>(got);
-    }
-    close_fd(fd);
-    payload = r.large;
-  } else {
-    close_fd(fd);
-    payload = std::string_view(r.buf.data() + sizeof h, static_cast<std::size_t>(n) - sizeof h);
-  }
-  return 1;
-}
-
-// ---------------------------------------------------------------------------
-// The worker process.
-
-void describe_current_exception(std::string& type, std::string& message) {
-  const std::type_info* t = abi::__cxa_current_exception_type();
-  type = t ? demangle(t->name()) : std::string("unknown exception");
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    message = e.what();
-  } catch (...) {
-    message.clear();
-  }
-}
-
-[[noreturn]] void worker_main(int sock, pid_t parent, void (*initializer)(), std::size_t memory_limit) {
-  // No worker outlives the main process: PDEATHSIG covers a later death, the
-  // getppid() check a death before the prctl.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(1);
-  if (memory_limit != 0) {
-    rlimit rl{memory_limit, memory_limit};
-    ::setrlimit(RLIMIT_AS, &rl);
-  }
-  std::string type, message;
-  if (initializer) {
-    try {
-      initializer();
-    } catch (...) {
-      describe_current_exception(type, message);
-      (void)send_message(sock, {k_init_failed, 0, 0, 0, 0}, encode_all(type, message));
-      ::_exit(0);
-    }
-  }
-  if (send_message(sock, {k_ready, 0, 0, 0, 0}, {}) != 0) ::_exit(0);
-  receiver r;
-  byte_writer out;
-  for (;;) {
-    msg_header h{};
-    std::string_view payload;
-    // End of stream: the pool retires us (or the main process is gone).
-    if (recv_message(sock, r, h, payload, false) <= 0 || h.kind != k_job) ::_exit(0);
-    out.clear();
-    int err;
-    try {
-      auto invoke = reinterpret_cast<process_invoker>(static_cast<std::uintptr_t>(h.invoker));
-      auto fn = reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(h.fn));
-      invoke(fn, payload, out);
-      err = send_message(sock, {k_result, 0, h.id, 0, 0}, out.view());
-    } catch (...) {
-      describe_current_exception(type, message);
-      out.clear();
-      std::string bytes;
-      try {
-        bytes = encode_all(type, message);
-      } catch (...) {
-        bytes = encode_all(std::string("std::bad_alloc"), std::string());
-      }
-      err = send_message(sock, {k_raised, 0, h.id, 0, 0}, bytes);
-    }
-    if (r.large.capacity() > inline_limit) std::string().swap(r.large);
-    if (err != 0) ::_exit(0);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The fork server.
-
-struct spawn_request {
-  std::uint64_t initializer;
-  std::uint64_t memory_limit;
-};
-struct spawn_reply {
-  std::int32_t pid;
-  std::int32_t err;  // errno of a failed socketpair/clone3, else 0
-};
-
-// clone3's argument, version 0 (64 bytes); spelled out here so that
-// <linux/sched.h> need not meet glibc's <sched.h>.
-struct clone_args_v0 {
-  std::uint64_t flags;
-  std::uint64_t pidfd;
-  std::uint64_t child_tid;
-  std::uint64_t parent_tid;
-  std::uint64_t exit_signal;
-  std::uint64_t stack;
-  std::uint64_t stack_size;
-  std::uint64_t tls;
-};
-
-int send_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t nfds) {
-  iovec iov{const_cast<void*>(data), len};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (nfds > 0) {
-    std::memset(control, 0, sizeof control);
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) return errno;
-  }
-  return 0;
-}
-
-[[noreturn]] void fork_server_main(int sock, pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(0);
-  for (;;) {
-    spawn_request req{};
-    ssize_t n = ::recv(sock, &req, sizeof req, 0);
-    if (n < 0 && errno == EINTR) continue;
-    // End of stream: the main process closed its end (or died): we are done.
-    if (n != static_cast<ssize_t>(sizeof req)) ::_exit(0);
-    spawn_reply reply{0, 0};
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-      reply.err = errno;
-      (void)send_fds(sock, &reply, sizeof reply, nullptr, 0);
-      continue;
-    }
-    int pidfd = -1;
-    clone_args_v0 args{};
-    // CLONE_PARENT: the main process becomes the worker's parent (it reaps
-    // it, and the worker's getppid() is the main process).
-    args.flags = CLONE_PARENT | CLONE_PIDFD;
-    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
-    args.exit_signal = 0;  // with CLONE_PARENT the kernel uses our own exit signal (SIGCHLD)
-    long pid = ::syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) {
-      ::close(sock);
-      ::close(sv[0]);
-      worker_main(sv[1], parent, reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(req.initializer)),
-                  static_cast<std::size_t>(req.memory_limit));
-    }
-    ::close(sv[1]);
-    if (pid < 0) {
-      reply.err = errno;
-      ::close(sv[0]);
-      (void)send_fds(sock, &reply, sizeof reply, nullptr, 0);
-      continue;
-    }
-    reply.pid = static_cast<std::int32_t>(pid);
-    int fds[2] = {pidfd, sv[0]};
-    int err = send_fds(sock, &reply, sizeof reply, fds, 2);
-    ::close(pidfd);
-    ::close(sv[0]);
-    if (err != 0) ::_exit(0);
-  }
-}
-
-// The process-wide fork server, as seen from the main process. Leaked on
-// purpose: workers may be reaped by pools destroyed during static destruction.
-struct fork_server {
-  std::mutex m;      // serialises start and the request/reply pairs of all pools
-  int sock = -1;     // our end of the server's socket
-  pid_t pid = 0;     // the server
-  pid_t owner = 0;   // the process that started it (a fork()ed child must start its own)
-};
-
-fork_server& server() {
-  static fork_server* s = new fork_server;
-  return *s;
-}
-
-// Threads of this process other than io_uring's kernel workers (iou-wrk-*, iou-sqp-*).
-int count_threads() {
-  DIR* d = ::opendir("/proc/self/task");
-  if (!d) return 1;
-  int count = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::string path = std::string("/proc/self/task/") + e->d_name + "/comm";
-    char comm[32] = {};
-    if (FILE* f = std::fopen(path.c_str(), "re")) {
-      if (!std::fgets(comm, sizeof comm, f)) comm[0] = 0;
-      std::fclose(f);
-    }
-    if (std::strncmp(comm, "iou-", 4) == 0) continue;
-    ++count;
-  }
-  ::closedir(d);
-  return count;
-}
-
-void start_server_locked(fork_server& s, bool check_threads) {
-  pid_t me = ::getpid();
-  if (s.sock >= 0 && s.owner == me) return;
-  // Inherited through fork(): that server belongs to our parent. Drop our copy.
-  if (s.sock >= 0) close_fd(s.sock);
-  if (check_threads) {
-    int n = count_threads();
-    if (n > 1) {
-      throw error("coring::process_pool: cannot start the fork server: this process already has " +
-                  std::to_string(n) +
-                  " threads, and fork() is unsafe then; call coring::process_pool::start_fork_server() at the "
-                  "top of main, before any thread starts");
-    }
-  }
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    throw io_error(errno, "process_pool: socketpair for the fork server");
-  }
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::close(sv[0]);
-    ::close(sv[1]);
-    throw io_error(e, "process_pool: fork of the fork server");
-  }
-  if (pid == 0) {
-    ::close(sv[0]);
-    fork_server_main(sv[1], me);
-  }
-  ::close(sv[1]);
-  s.sock = sv[0];
-  s.pid = pid;
-  s.owner = me;
-}
-
-struct spawned {
-  pid_t pid = 0;
-  int pidfd = -1;
-  int sock = -1;
-};
-
-// Asks the fork server for a worker. Errors: coring::error naming the cause.
-spawned spawn_worker(void (*initializer)(), std::size_t memory_limit) {
-  fork_server& s = server();
-  std::lock_guard lock(s.m);
-  if (s.sock < 0 || s.owner != ::getpid()) start_server_locked(s, true);
-  spawn_request req{reinterpret_cast<std::uintptr_t>(initializer), memory_limit};
-  ssize_t n;
-  do {
-    n = ::send(s.sock, &req, sizeof req, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof req)) throw io_error(n < 0 ? errno : EPROTO, "process_pool: request to the fork server");
-  spawn_reply reply{};
-  int fds[2] = {-1, -1};
-  std::size_t got = 0;
-  int msg_flags = 0;
-  n = recv_with_fds(s.sock, &reply, sizeof reply, 0, fds, 2, got, msg_flags);
-  if (n != static_cast<ssize_t>(sizeof reply) || got != 2 || reply.err != 0) {
-    close_fd(fds[0]);
-    close_fd(fds[1]);
-    if (n == 0) throw error("process_pool: the fork server is gone (pid " + std::to_string(s.pid) + ")");
-    int e = n < 0 ? static_cast<int>(-n) : (reply.err != 0 ? reply.err : EPROTO);
-    throw io_error(e, "process_pool: the fork server could not start a worker");
-  }
-  return {reply.pid, fds[0], fds[1]};
-}
-
-}  // namespace
-
-int fork_server_pid() noexcept {
-  fork_server& s = server();
-  std::lock_guard lock(s.m);
-  return s.owner == ::getpid() ? s.pid : 0;
-}
-
 // ---------------------------------------------------------------------------
 // The manager.
 
@@ -558,106 +111,11 @@ std::exception_ptr cancelled_ptr() { return std::make_exception_ptr(cancelled{})
 
 }  // namespace
 
-// The manager's wait, through its own io_uring: one-shot POLL_ADDs on the
-// wake eventfd, each worker's socket and each worker's pidfd (a pidfd polls
-// readable when the process exits), re-armed after they fire — poll(2)
-// semantics, but worker death is seen through the ring (shared/DESIGN.md).
-// A poll in the ring holds a reference to its file: a socket we close with a
-// poll still armed would stay open for the worker (no end of stream), so
-// close() removes the poll and reaps its completion before closing.
-class ring_waiter {
- public:
-  ring_waiter() {
-    int r = io_uring_queue_init(64, &ring_, 0);
-    if (r < 0) throw io_error(-r, "process_pool: creating the manager's io_uring");
-  }
-  ring_waiter(const ring_waiter&) = delete;
-  ring_waiter& operator=(const ring_waiter&) = delete;
-  ~ring_waiter() { io_uring_queue_exit(&ring_); }
-
-  /// Watches `fd` for POLLIN (arms a poll unless one is armed).
-  void watch(int fd) {
-    if (fd < 0) return;
-    slot& s = slots_[fd];
-    if (s.armed) return;
-    io_uring_sqe* sqe = sqe_or_flush();
-    io_uring_prep_poll_add(sqe, fd, POLLIN);
-    io_uring_sqe_set_data64(sqe, static_cast<std::uint64_t>(fd) + 1);
-    s.armed = true;
-  }
-  /// Submits and waits until at least one watched fd is ready.
-  void wait() {
-    int r = io_uring_submit_and_wait(&ring_, 1);
-    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) return;
-    reap();
-  }
-  /// True (once) if `fd` became readable in the last wait.
-  bool take_ready(int fd) {
-    auto it = slots_.find(fd);
-    if (it == slots_.end() || !it->second.ready) return false;
-    it->second.ready = false;
-    return true;
-  }
-  /// Removes `fd`'s poll (waiting for the ring to let go of the file), then closes it.
-  void close(int& fd) noexcept {
-    if (fd < 0) return;
-    auto it = slots_.find(fd);
-    if (it != slots_.end() && it->second.armed) {
-      if (io_uring_sqe* sqe = sqe_or_flush()) {
-        io_uring_prep_poll_remove(sqe, static_cast<std::uint64_t>(fd) + 1);
-        io_uring_sqe_set_data64(sqe, 0);
-        while (slots_[fd].armed) {
-          if (io_uring_submit_and_wait(&ring_, 1) < 0) break;
-          reap();
-        }
-      }
-    }
-    slots_.erase(fd);
-    close_fd(fd);
-  }
-
- private:
-  struct slot {
-    bool armed = false;  // a POLL_ADD for it is in the ring
-    bool ready = false;  // it fired and has not been taken
-  };
-
-  io_uring_sqe* sqe_or_flush() noexcept {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {
-      io_uring_submit(&ring_);
-      sqe = io_uring_get_sqe(&ring_);
-    }
-    return sqe;
-  }
-  void reap() noexcept {
-    unsigned head, seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++seen;
-      std::uint64_t ud = cqe->user_data;
-      if (ud == 0) continue;  // a POLL_REMOVE's own completion
-      auto it = slots_.find(static_cast<int>(ud - 1));
-      if (it == slots_.end()) continue;
-      it->second.armed = false;
-      if (cqe->res != -ECANCELED) it->second.ready = true;
-    }
-    io_uring_cq_advance(&ring_, seen);
-  }
-
-  io_uring ring_{};                        // the manager thread's own ring
-  std::unordered_map<int, slot> slots_;    // by fd
-};
-
 class process_pool_impl {
  public:
   explicit process_pool_impl(const process_pool_options& opts) : opts_(opts) {
     target_ = opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
-    {
-      fork_server& s = server();
-      std::lock_guard lock(s.m);
-      start_server_locked(s, true);
-    }
+    ensure_fork_server(true);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw io_error(errno, "process_pool: eventfd");
     try {
@@ -1199,9 +657,7 @@ process_pool::~process_pool() {
 }
 
 void process_pool::start_fork_server() {
-  auto& s = detail::server();
-  std::lock_guard lock(s.m);
-  detail::start_server_locked(s, false);
+  detail::ensure_fork_server(false);
 }
 
 void process_pool::submit_spec(detail::process_job_spec spec) { impl_->submit(std::move(spec)); }

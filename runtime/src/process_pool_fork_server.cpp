@@ -1,0 +1,203 @@
+#include "process_pool_fork_server.hpp"
+
+#include <coring/process_pool.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "process_pool_wire.hpp"
+#include "process_pool_worker.hpp"
+
+namespace coring::detail {
+
+namespace {
+
+struct spawn_request {
+  std::uint64_t initializer;
+  std::uint64_t memory_limit;
+};
+
+struct spawn_reply {
+  std::int32_t pid;
+  std::int32_t err;  // errno of a failed socketpair/clone3, else 0
+};
+
+// clone3's argument, version 0 (64 bytes); spelled out here so that
+// <linux/sched.h> need not meet glibc's <sched.h>.
+struct clone_args_v0 {
+  std::uint64_t flags;
+  std::uint64_t pidfd;
+  std::uint64_t child_tid;
+  std::uint64_t parent_tid;
+  std::uint64_t exit_signal;
+  std::uint64_t stack;
+  std::uint64_t stack_size;
+  std::uint64_t tls;
+};
+
+[[noreturn]] void fork_server_main(int sock, pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  for (;;) {
+    spawn_request req{};
+    ssize_t n = ::recv(sock, &req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    // End of stream: the main process closed its end (or died): we are done.
+    if (n != static_cast<ssize_t>(sizeof req)) ::_exit(0);
+    spawn_reply reply{0, 0};
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+      reply.err = errno;
+      (void)send_fds(sock, &reply, sizeof reply, nullptr, 0);
+      continue;
+    }
+    int pidfd = -1;
+    clone_args_v0 args{};
+    // CLONE_PARENT: the main process becomes the worker's parent (it reaps
+    // it, and the worker's getppid() is the main process).
+    args.flags = CLONE_PARENT | CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+    args.exit_signal = 0;  // with CLONE_PARENT the kernel uses our own exit signal (SIGCHLD)
+    long pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+      ::close(sock);
+      ::close(sv[0]);
+      worker_main(sv[1], parent, reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(req.initializer)),
+                  static_cast<std::size_t>(req.memory_limit));
+    }
+    ::close(sv[1]);
+    if (pid < 0) {
+      reply.err = errno;
+      ::close(sv[0]);
+      (void)send_fds(sock, &reply, sizeof reply, nullptr, 0);
+      continue;
+    }
+    reply.pid = static_cast<std::int32_t>(pid);
+    int fds[2] = {pidfd, sv[0]};
+    int err = send_fds(sock, &reply, sizeof reply, fds, 2);
+    ::close(pidfd);
+    ::close(sv[0]);
+    if (err != 0) ::_exit(0);
+  }
+}
+
+// The process-wide fork server, as seen from the main process. Leaked on
+// purpose: workers may be reaped by pools destroyed during static destruction.
+struct fork_server {
+  std::mutex m;      // serialises start and the request/reply pairs of all pools
+  int sock = -1;     // our end of the server's socket
+  pid_t pid = 0;     // the server
+  pid_t owner = 0;   // the process that started it (a fork()ed child must start its own)
+};
+
+fork_server& server() {
+  static fork_server* s = new fork_server;
+  return *s;
+}
+
+// Threads of this process other than io_uring's kernel workers (iou-wrk-*, iou-sqp-*).
+int count_threads() {
+  DIR* d = ::opendir("/proc/self/task");
+  if (!d) return 1;
+  int count = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = std::string("/proc/self/task/") + e->d_name + "/comm";
+    char comm[32] = {};
+    if (FILE* f = std::fopen(path.c_str(), "re")) {
+      if (!std::fgets(comm, sizeof comm, f)) comm[0] = 0;
+      std::fclose(f);
+    }
+    if (std::strncmp(comm, "iou-", 4) == 0) continue;
+    ++count;
+  }
+  ::closedir(d);
+  return count;
+}
+
+void start_server_locked(fork_server& s, bool check_threads) {
+  pid_t me = ::getpid();
+  if (s.sock >= 0 && s.owner == me) return;
+  // Inherited through fork(): that server belongs to our parent. Drop our copy.
+  if (s.sock >= 0) close_fd(s.sock);
+  if (check_threads) {
+    int n = count_threads();
+    if (n > 1) {
+      throw error("coring::process_pool: cannot start the fork server: this process already has " +
+                  std::to_string(n) +
+                  " threads, and fork() is unsafe then; call coring::process_pool::start_fork_server() at the "
+                  "top of main, before any thread starts");
+    }
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    throw io_error(errno, "process_pool: socketpair for the fork server");
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    throw io_error(e, "process_pool: fork of the fork server");
+  }
+  if (pid == 0) {
+    ::close(sv[0]);
+    fork_server_main(sv[1], me);
+  }
+  ::close(sv[1]);
+  s.sock = sv[0];
+  s.pid = pid;
+  s.owner = me;
+}
+
+}  // namespace
+
+spawned spawn_worker(void (*initializer)(), std::size_t memory_limit) {
+  fork_server& s = server();
+  std::lock_guard lock(s.m);
+  if (s.sock < 0 || s.owner != ::getpid()) start_server_locked(s, true);
+  spawn_request req{reinterpret_cast<std::uintptr_t>(initializer), memory_limit};
+  ssize_t n;
+  do {
+    n = ::send(s.sock, &req, sizeof req, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof req)) throw io_error(n < 0 ? errno : EPROTO, "process_pool: request to the fork server");
+  spawn_reply reply{};
+  int fds[2] = {-1, -1};
+  std::size_t got = 0;
+  int msg_flags = 0;
+  n = recv_with_fds(s.sock, &reply, sizeof reply, 0, fds, 2, got, msg_flags);
+  if (n != static_cast<ssize_t>(sizeof reply) || got != 2 || reply.err != 0) {
+    close_fd(fds[0]);
+    close_fd(fds[1]);
+    if (n == 0) throw error("process_pool: the fork server is gone (pid " + std::to_string(s.pid) + ")");
+    int e = n < 0 ? static_cast<int>(-n) : (reply.err != 0 ? reply.err : EPROTO);
+    throw io_error(e, "process_pool: the fork server could not start a worker");
+  }
+  return {reply.pid, fds[0], fds[1]};
+}
+
+void ensure_fork_server(bool check_threads) {
+  fork_server& s = server();
+  std::lock_guard lock(s.m);
+  start_server_locked(s, check_threads);
+}
+
+int fork_server_pid() noexcept {
+  fork_server& s = server();
+  std::lock_guard lock(s.m);
+  return s.owner == ::getpid() ? s.pid : 0;
+}
+
+}  // namespace coring::detail

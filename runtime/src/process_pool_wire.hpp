@@ -1,0 +1,66 @@
+#pragma once
+// The process pool's wire format: how the main process, the fork server and
+// the workers talk over their SOCK_SEQPACKET sockets. Every message is one
+// datagram: a msg_header, then the payload inline, or (when larger than
+// inline_limit) in a sealed memfd passed with SCM_RIGHTS. The limit keeps a
+// worker's queue of pipelined jobs (max_depth of them: 128 KiB) under the
+// default 208 KiB socket buffer, so that a send from the manager never blocks
+// for long.
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coring::detail {
+
+constexpr std::size_t inline_limit = 16 * 1024;
+constexpr std::size_t max_depth = 8;  // jobs queued in one worker's socket at most
+
+enum msg_kind : std::uint32_t {
+  k_job = 1,          // main → worker: run invoker(fn, payload)
+  k_ready = 2,        // worker → main: the initializer ran, jobs welcome
+  k_result = 3,       // worker → main: payload is the encoded result
+  k_raised = 4,       // worker → main: payload is encode_all(type name, message)
+  k_init_failed = 5,  // worker → main: as k_raised, from the initializer
+};
+constexpr std::uint32_t f_memfd = 1;  // the payload is in the attached memfd
+
+struct msg_header {
+  std::uint32_t kind;     // a msg_kind
+  std::uint32_t flags;    // f_memfd or 0
+  std::uint64_t id;       // the job's id (k_job, k_result, k_raised), else 0
+  std::uint64_t invoker;  // k_job: the process_invoker's address
+  std::uint64_t fn;       // k_job: the user's function's address
+};
+
+/// Closes `fd` if it is open and sets it to -1.
+void close_fd(int& fd) noexcept;
+
+/// Sends one message; returns 0 or an errno. Blocking unless the socket is not.
+int send_message(int sock, msg_header h, std::string_view payload);
+
+/// A receiving buffer that can hold any inline message, plus the out-of-line payload.
+struct receiver {
+  std::vector<char> buf = std::vector<char>(sizeof(msg_header) + inline_limit);
+  std::string large;  // a memfd payload, read whole
+};
+
+/// recvmsg() of one message into buf[0, len), keeping the first `max_fds`
+/// descriptors passed with it (SCM_RIGHTS, close-on-exec) in fds and closing
+/// any others. Returns the byte count or -errno; `got` counts the fds kept and
+/// `msg_flags` reports truncation.
+ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds, std::size_t max_fds,
+                      std::size_t& got, int& msg_flags);
+
+/// Receives one message. Returns 1 (h and payload set), 0 at end of stream,
+/// -EAGAIN when nonblocking and nothing is there, or another -errno.
+int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload, bool nonblocking);
+
+/// Sends `len` bytes with up to two descriptors attached; returns 0 or an errno.
+int send_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t nfds);
+
+}  // namespace coring::detail
