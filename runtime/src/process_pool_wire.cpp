@@ -74,10 +74,21 @@ ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds,
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n;
-  do {
+  bool reset_seen = false;
+  for (;;) {
     n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    // A unix socket closed with messages unread in its queue makes its peer's
+    // next recvmsg fail with ECONNRESET (once: the error is consumed), even
+    // though messages sent to that peer before the close are still queued.
+    // Read on: they are replies, and the end of stream comes after them.
+    if (errno == ECONNRESET && !reset_seen) {
+      reset_seen = true;
+      continue;
+    }
+    return -errno;
+  }
   got = 0;
   msg_flags = msg.msg_flags;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

@@ -52,7 +52,8 @@ struct receiver {
 /// recvmsg() of one message into buf[0, len), keeping the first `max_fds`
 /// descriptors passed with it (SCM_RIGHTS, close-on-exec) in fds and closing
 /// any others. Returns the byte count or -errno; `got` counts the fds kept and
-/// `msg_flags` reports truncation.
+/// `msg_flags` reports truncation. The ECONNRESET that a peer's close with
+/// messages unread reports is passed over: what it sent before is still read.
 ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds, std::size_t max_fds,
                       std::size_t& got, int& msg_flags);
 

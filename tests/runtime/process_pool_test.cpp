@@ -6,11 +6,14 @@
 
 #include <doctest/doctest.h>
 
+#include "../../runtime/src/process_pool_wire.hpp"  // the wire format's own tests, at the end
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -620,5 +623,27 @@ TEST_SUITE("runtime/process_pool") {
     }
     for (auto& t : ts) t.join();
     CHECK(ok.load() == 800);
+  }
+
+  TEST_CASE("a reply queued before its worker died is read after the ECONNRESET that reports the death" *
+            doctest::timeout(10)) {
+    // A unix socket closed with data unread makes its peer's next recvmsg fail
+    // with ECONNRESET even though replies are still queued for that peer.
+    namespace d = coring::detail;
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    const int manager = sv[0], worker = sv[1];
+    CHECK(d::send_message(manager, {d::k_job, 0, 2, 0, 0}, "the next job") == 0);  // never read
+    CHECK(d::send_message(worker, {d::k_result, 0, 1, 0, 0}, "the reply") == 0);
+    ::close(worker);  // the worker dies
+    d::receiver r;
+    d::msg_header h{};
+    std::string_view payload;
+    CHECK(d::recv_message(manager, r, h, payload, true) == 1);
+    CHECK(h.kind == d::k_result);
+    CHECK(h.id == 1);
+    CHECK(payload == "the reply");
+    CHECK(d::recv_message(manager, r, h, payload, true) == 0);  // then end of stream
+    ::close(manager);
   }
 }
