@@ -3,6 +3,7 @@
 #include <coring/process_pool.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -12,9 +13,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "process_pool_wire.hpp"
 #include "process_pool_worker.hpp"
@@ -46,9 +49,61 @@ struct clone_args_v0 {
   std::uint64_t tls;
 };
 
+// The descriptor number of the one socket a pool process keeps, beside
+// stdin, stdout and stderr.
+constexpr int own_socket = 3;
+
+// Closes every descriptor from `first` up.
+void close_from(int first) noexcept {
+  if (::close_range(static_cast<unsigned>(first), ~0U, 0) == 0) return;
+  // Kernels before 5.9 have no close_range: close what /proc/self/fd lists.
+  // (Allocating is safe here: this process has a single thread.)
+  std::vector<int> open;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      int fd = std::atoi(e->d_name);
+      if (e->d_name[0] != '.' && fd >= first && fd != ::dirfd(d)) open.push_back(fd);
+    }
+    ::closedir(d);
+  }
+  for (int fd : open) ::close(fd);
+}
+
+// Makes `sock` descriptor own_socket (close-on-exec) and closes every other
+// descriptor but 0, 1 and 2: `peer` (the other end of sock's pair) and all
+// that the application had open when we were forked. A pool process must not
+// keep them: a listening socket the application closes would stay bound.
+void keep_only(int sock, int peer) noexcept {
+  if (sock != own_socket) {
+    if (::dup3(sock, own_socket, O_CLOEXEC) < 0) ::_exit(1);  // also closes what was there
+    ::close(sock);
+  } else {
+    ::fcntl(sock, F_SETFD, FD_CLOEXEC);
+  }
+  if (peer != own_socket) ::close(peer);
+  close_from(own_socket + 1);
+}
+
+// Default signal dispositions and an empty mask, whatever the application
+// had set, except SIGINT, which is ignored: the terminal's Ctrl-C reaches the
+// whole foreground process group, and the application decides when its
+// workers end (its shutdown kills them, PDEATHSIG does if it dies).
+void reset_signals() noexcept {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);  // glibc's own signals: EINVAL
+  }
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGINT, &ign, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// The fork server's life, on the socket `sock` (descriptor own_socket).
 [[noreturn]] void fork_server_main(int sock, pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(0);
   for (;;) {
     spawn_request req{};
     ssize_t n = ::recv(sock, &req, sizeof req, 0);
@@ -71,9 +126,8 @@ struct clone_args_v0 {
     args.exit_signal = 0;  // with CLONE_PARENT the kernel uses our own exit signal (SIGCHLD)
     long pid = ::syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) {
-      ::close(sock);
-      ::close(sv[0]);
-      worker_main(sv[1], parent, reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(req.initializer)),
+      keep_only(sv[1], sv[0]);  // our own socket, at own_socket, is replaced by the worker's
+      worker_main(own_socket, parent, reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(req.initializer)),
                   static_cast<std::size_t>(req.memory_limit));
     }
     ::close(sv[1]);
@@ -152,8 +206,11 @@ void start_server_locked(fork_server& s, bool check_threads) {
     throw io_error(e, "process_pool: fork of the fork server");
   }
   if (pid == 0) {
-    ::close(sv[0]);
-    fork_server_main(sv[1], me);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != me) ::_exit(0);  // the main process died before the prctl
+    keep_only(sv[1], sv[0]);
+    reset_signals();
+    fork_server_main(own_socket, me);
   }
   ::close(sv[1]);
   s.sock = sv[0];

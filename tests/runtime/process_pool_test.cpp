@@ -8,8 +8,10 @@
 
 #include "../../runtime/src/process_pool_wire.hpp"  // the wire format's own tests, at the end
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -20,16 +22,18 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
-#include <string_view>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 extern char** environ;
@@ -101,6 +105,40 @@ std::string reverse_copy(std::string s) { return std::string(s.rbegin(), s.rend(
 void init_throws() { throw std::invalid_argument("no config file"); }
 void init_exits() { ::_exit(7); }
 long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+// What /proc/<pid>/fd holds apart from stdin, stdout and stderr: the link targets.
+std::vector<std::string> descriptors_of(int pid) {
+  std::vector<std::string> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  const int own = pid == ::getpid() ? ::dirfd(d) : -1;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd <= 2 || fd == own) continue;
+    char target[256];
+    ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    out.emplace_back(target, len > 0 ? static_cast<std::size_t>(len) : 0);
+  }
+  ::closedir(d);
+  return out;
+}
+std::vector<std::string> my_descriptors() { return descriptors_of(::getpid()); }
+
+// The signal masks of /proc/<pid>/status: blocked, ignored, caught.
+std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> signal_masks_of(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::uint64_t blk = 0, ign = 0, cgt = 0;
+  for (std::string line; std::getline(f, line);) {
+    auto value = [&] { return std::stoull(line.substr(line.find(':') + 1), nullptr, 16); };
+    if (line.starts_with("SigBlk:")) blk = value();
+    if (line.starts_with("SigIgn:")) ign = value();
+    if (line.starts_with("SigCgt:")) cgt = value();
+  }
+  return {blk, ign, cgt};
+}
+std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> my_signal_masks() { return signal_masks_of(::getpid()); }
+constexpr std::uint64_t bit(int sig) { return std::uint64_t{1} << (sig - 1); }
 
 // Open descriptors of the kinds the process pool makes (sockets, pidfds,
 // eventfds, memfds, rings: anything but pipes and /dev/null). The sanitizers
@@ -208,10 +246,73 @@ std::vector<int> wait_for_workers(coring::process_pool& pool, std::size_t n) {
   for (;;) ::pause();
 }
 
+// Opens a TCP listener on 127.0.0.1 (port chosen by the kernel), starts a
+// pool lazily, then closes the listener: the port must be free again (no
+// process of the pool holds the socket), and the fork server and the worker
+// must hold no descriptor but their own socket. Exit 0 if so.
+[[noreturn]] void run_lazy_descriptors() {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 8) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::_exit(10);
+  }
+  int rc = 0;
+  {
+    coring::process_pool pool({.workers = 1});
+    std::vector<std::string> in_worker = pool.submit(my_descriptors).get();
+    std::vector<std::string> in_server = descriptors_of(coring::detail::fork_server_pid());
+    for (auto& d : in_worker) std::fprintf(stderr, "worker holds %s\n", d.c_str());
+    for (auto& d : in_server) std::fprintf(stderr, "fork server holds %s\n", d.c_str());
+    if (in_worker.size() != 1 || !in_worker[0].starts_with("socket:")) rc = 11;
+    if (in_server.size() != 1 || !in_server[0].starts_with("socket:")) rc = 12;
+    ::close(listener);
+    int again = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::bind(again, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      std::fprintf(stderr, "re-binding port %d: %s\n", ntohs(addr.sin_port), std::strerror(errno));
+      rc = 13;
+    }
+    ::close(again);
+  }
+  ::_exit(rc);
+}
+
+// Catches SIGUSR1, ignores SIGUSR2 and blocks SIGTERM, then starts a pool
+// lazily: the fork server and the worker must have none of that, and ignore
+// SIGINT. Exit 0 if so.
+void on_usr1(int) {}
+[[noreturn]] void run_lazy_signals() {
+  ::signal(SIGUSR1, on_usr1);
+  ::signal(SIGUSR2, SIG_IGN);
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &block, nullptr);
+  int rc = 0;
+  {
+    coring::process_pool pool({.workers = 1});
+    auto check = [&](const char* who, std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> masks, int code) {
+      auto [blk, ign, cgt] = masks;
+      std::fprintf(stderr, "%s: blocked %llx ignored %llx caught %llx\n", who, static_cast<unsigned long long>(blk),
+                   static_cast<unsigned long long>(ign), static_cast<unsigned long long>(cgt));
+      if ((blk & bit(SIGTERM)) || (ign & bit(SIGUSR2)) || (cgt & bit(SIGUSR1)) || !(ign & bit(SIGINT))) rc = code;
+    };
+    check("worker", pool.submit(my_signal_masks).get(), 21);
+    check("fork server", signal_masks_of(coring::detail::fork_server_pid()), 22);
+  }
+  ::_exit(rc);
+}
+
 // Without start_fork_server(): single-threaded, the pool starts the server
 // itself ("ok"); with another thread alive it refuses ("refuse"). Exit 0 on
-// the expected outcome.
+// the expected outcome. "descriptors" and "signals" check what the lazily
+// started server inherits.
 [[noreturn]] void run_lazy(const char* mode) {
+  if (std::strcmp(mode, "descriptors") == 0) run_lazy_descriptors();
+  if (std::strcmp(mode, "signals") == 0) run_lazy_signals();
   bool refuse = std::strcmp(mode, "refuse") == 0;
   std::mutex m;
   std::condition_variable cv;
@@ -241,6 +342,10 @@ std::vector<int> wait_for_workers(coring::process_pool& pool, std::size_t n) {
   ::_exit(rc);
 }
 
+// Runs this binary with `env_entry` added and returns its exit code (-1 if it
+// did not exit normally).
+int run_self_with(const std::string& env_entry);
+
 int spawn_self_with(const std::string& env_entry) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
@@ -253,6 +358,14 @@ int spawn_self_with(const std::string& env_entry) {
   pid_t pid = 0;
   if (::posix_spawn(&pid, exe, nullptr, nullptr, argv, envp.data()) != 0) return -1;
   return pid;
+}
+
+int run_self_with(const std::string& env_entry) {
+  pid_t child = spawn_self_with(env_entry);
+  if (child <= 0) return -1;
+  int status = -1;
+  if (::waitpid(child, &status, 0) != child) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -623,6 +736,30 @@ TEST_SUITE("runtime/process_pool") {
     }
     for (auto& t : ts) t.join();
     CHECK(ok.load() == 800);
+  }
+
+  TEST_CASE("a lazily started fork server and its workers keep no descriptor of the application's" *
+            doctest::timeout(30)) {
+    // The listener closed by the application must not stay bound in the pool's processes.
+    CHECK(run_self_with("CORING_PROCESS_POOL_TEST_LAZY=descriptors") == 0);
+  }
+
+  TEST_CASE("the fork server and workers start with default signal dispositions, no blocked signal, "
+            "and SIGINT ignored" * doctest::timeout(30)) {
+    CHECK(run_self_with("CORING_PROCESS_POOL_TEST_LAZY=signals") == 0);
+  }
+
+  TEST_CASE("the terminal's Ctrl-C (SIGINT) kills neither the fork server nor a worker" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1, .max_tasks_per_child = 2});
+    int pid = pool.submit(my_pid).get();
+    int server = coring::detail::fork_server_pid();
+    ::kill(pid, SIGINT);
+    ::kill(server, SIGINT);
+    std::this_thread::sleep_for(50ms);
+    CHECK(pool.submit(my_pid).get() == pid);     // the worker lived (its second and last job)
+    CHECK(pool.submit(my_pid).get() != pid);     // a new worker, forked by the same server
+    CHECK(coring::detail::fork_server_pid() == server);
+    CHECK(!exited(server));
   }
 
   TEST_CASE("a reply queued before its worker died is read after the ECONNRESET that reports the death" *
