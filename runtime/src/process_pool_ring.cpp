@@ -17,13 +17,13 @@ ring_waiter::ring_waiter() {
 
 ring_waiter::~ring_waiter() { io_uring_queue_exit(&ring_); }
 
-void ring_waiter::watch(int fd) {
+void ring_waiter::watch(int fd, bool out) {
   if (fd < 0) return;
-  slot& s = slots_[fd];
+  slot& s = slots_[key(fd, out)];
   if (s.armed) return;
   io_uring_sqe* sqe = sqe_or_flush();
-  io_uring_prep_poll_add(sqe, fd, POLLIN);
-  io_uring_sqe_set_data64(sqe, static_cast<std::uint64_t>(fd) + 1);
+  io_uring_prep_poll_add(sqe, fd, out ? POLLOUT : POLLIN);
+  io_uring_sqe_set_data64(sqe, key(fd, out));
   s.armed = true;
 }
 
@@ -33,27 +33,33 @@ void ring_waiter::wait() {
   reap();
 }
 
-bool ring_waiter::take_ready(int fd) {
-  auto it = slots_.find(fd);
+bool ring_waiter::take_ready(int fd, bool out) {
+  auto it = slots_.find(key(fd, out));
   if (it == slots_.end() || !it->second.ready) return false;
   it->second.ready = false;
   return true;
 }
 
-void ring_waiter::close(int& fd) noexcept {
-  if (fd < 0) return;
-  auto it = slots_.find(fd);
-  if (it != slots_.end() && it->second.armed) {
+void ring_waiter::remove(int fd, bool out) noexcept {
+  auto it = slots_.find(key(fd, out));
+  if (it == slots_.end()) return;
+  if (it->second.armed) {
     if (io_uring_sqe* sqe = sqe_or_flush()) {
-      io_uring_prep_poll_remove(sqe, static_cast<std::uint64_t>(fd) + 1);
+      io_uring_prep_poll_remove(sqe, key(fd, out));
       io_uring_sqe_set_data64(sqe, 0);
-      while (slots_[fd].armed) {
+      while (slots_[key(fd, out)].armed) {
         if (io_uring_submit_and_wait(&ring_, 1) < 0) break;
         reap();
       }
     }
   }
-  slots_.erase(fd);
+  slots_.erase(key(fd, out));
+}
+
+void ring_waiter::close(int& fd) noexcept {
+  if (fd < 0) return;
+  remove(fd, false);
+  remove(fd, true);
   close_fd(fd);
 }
 
@@ -73,7 +79,7 @@ void ring_waiter::reap() noexcept {
     ++seen;
     std::uint64_t ud = cqe->user_data;
     if (ud == 0) continue;  // a POLL_REMOVE's own completion
-    auto it = slots_.find(static_cast<int>(ud - 1));
+    auto it = slots_.find(ud);
     if (it == slots_.end()) continue;
     it->second.armed = false;
     if (cqe->res != -ECANCELED) it->second.ready = true;

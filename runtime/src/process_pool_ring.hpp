@@ -1,7 +1,8 @@
 #pragma once
 // The process pool manager's little ring loop: its wait, through an io_uring
 // of its own. One-shot POLL_ADDs on the wake eventfd, each worker's socket and
-// each worker's pidfd (a pidfd polls readable when the process exits),
+// each worker's pidfd (a pidfd polls readable when the process exits), and a
+// worker's socket for POLLOUT while a job waits for room in it,
 // re-armed after they fire — poll(2) semantics, but a worker's death is seen
 // through the ring. A poll in the ring holds a reference to its file: a socket
 // closed with a poll still armed would stay open for the worker (no end of
@@ -24,13 +25,13 @@ class ring_waiter {
   ring_waiter& operator=(const ring_waiter&) = delete;
   ~ring_waiter();
 
-  /// Watches `fd` for POLLIN (arms a poll unless one is armed).
-  void watch(int fd);
+  /// Watches `fd` for POLLIN, or POLLOUT if `out` (arms a poll unless one is armed).
+  void watch(int fd, bool out = false);
   /// Submits and waits until at least one watched fd is ready.
   void wait();
-  /// True (once) if `fd` became readable in the last wait.
-  bool take_ready(int fd);
-  /// Removes `fd`'s poll (waiting for the ring to let go of the file), then closes it.
+  /// True (once) if `fd` became readable (writable if `out`) in the last wait.
+  bool take_ready(int fd, bool out = false);
+  /// Removes `fd`'s polls (waiting for the ring to let go of the file), then closes it.
   void close(int& fd) noexcept;
 
  private:
@@ -39,11 +40,16 @@ class ring_waiter {
     bool ready = false;  // it fired and has not been taken
   };
 
+  // A poll's user_data and key in slots_: the fd and the direction; 0 is a POLL_REMOVE's own completion.
+  static std::uint64_t key(int fd, bool out) noexcept {
+    return ((static_cast<std::uint64_t>(fd) << 1) | (out ? 1 : 0)) + 1;
+  }
+  void remove(int fd, bool out) noexcept;
   io_uring_sqe* sqe_or_flush() noexcept;
   void reap() noexcept;
 
   io_uring ring_{};                      // the manager thread's own ring
-  std::unordered_map<int, slot> slots_;  // by fd
+  std::unordered_map<std::uint64_t, slot> slots_;  // by key()
 };
 
 }  // namespace coring::detail

@@ -16,29 +16,41 @@ void close_fd(int& fd) noexcept {
   fd = -1;
 }
 
-int send_message(int sock, msg_header h, std::string_view payload) {
-  int memfd = -1;
-  iovec iov[2];
-  iov[0] = {&h, sizeof h};
-  std::size_t iovcnt = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  if (payload.size() > inline_limit) {
-    memfd = ::memfd_create("coring-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (memfd < 0) return errno;
+namespace {
+
+// Writes `parts` one after the other into a new sealed memfd; returns it, or -errno.
+int payload_memfd(std::string_view first, std::string_view second) noexcept {
+  int memfd = ::memfd_create("coring-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (memfd < 0) return -errno;
+  for (std::string_view part : {first, second}) {
     std::size_t off = 0;
-    while (off < payload.size()) {
-      ssize_t n = ::write(memfd, payload.data() + off, payload.size() - off);
+    while (off < part.size()) {
+      ssize_t n = ::write(memfd, part.data() + off, part.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
         int e = errno;
         ::close(memfd);
-        return e;
+        return -e;
       }
       off += static_cast<std::size_t>(n);
     }
-    // Sealed, so that the receiver may trust the size it reads.
-    ::fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  }
+  // Sealed, so that the receiver may trust the size it reads.
+  ::fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  return memfd;
+}
+
+send_result send_once(int sock, msg_header h, std::string_view first, std::string_view second, bool out_of_line,
+                      bool nonblocking) noexcept {
+  int memfd = -1;
+  iovec iov[3];
+  iov[0] = {&h, sizeof h};
+  std::size_t iovcnt = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  if (out_of_line) {
+    memfd = payload_memfd(first, second);
+    if (memfd < 0) return {-memfd, true};
     h.flags |= f_memfd;
     std::memset(control, 0, sizeof control);
     msg.msg_control = control;
@@ -48,20 +60,33 @@ int send_message(int sock, msg_header h, std::string_view payload) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &memfd, sizeof(int));
-  } else if (!payload.empty()) {
-    iov[1] = {const_cast<char*>(payload.data()), payload.size()};
-    iovcnt = 2;
+  } else {
+    for (std::string_view part : {first, second}) {
+      if (!part.empty()) iov[iovcnt++] = {const_cast<char*>(part.data()), part.size()};
+    }
   }
   msg.msg_iov = iov;
   msg.msg_iovlen = iovcnt;
-  int err = 0;
-  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
+  send_result r;
+  while (::sendmsg(sock, &msg, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0)) < 0) {
     if (errno == EINTR) continue;
-    err = errno;
+    r.err = errno;
     break;
   }
   if (memfd >= 0) ::close(memfd);
-  return err;
+  return r;
+}
+
+}  // namespace
+
+send_result send_message(int sock, msg_header h, std::string_view first, std::string_view second,
+                         bool nonblocking) noexcept {
+  bool out_of_line = first.size() + second.size() > inline_limit;
+  send_result r = send_once(sock, h, first, second, out_of_line, nonblocking);
+  // A socket whose send buffer was made smaller than an inline message: the
+  // payload goes out of line instead.
+  if (r.err == EMSGSIZE && !out_of_line) r = send_once(sock, h, first, second, true, nonblocking);
+  return r;
 }
 
 ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds, std::size_t max_fds,

@@ -2,10 +2,9 @@
 // The process pool's wire format: how the main process, the fork server and
 // the workers talk over their SOCK_SEQPACKET sockets. Every message is one
 // datagram: a msg_header, then the payload inline, or (when larger than
-// inline_limit) in a sealed memfd passed with SCM_RIGHTS. The limit keeps a
-// worker's queue of pipelined jobs (max_depth of them: 128 KiB) under the
-// default 208 KiB socket buffer, so that a send from the manager never blocks
-// for long.
+// inline_limit) in a sealed memfd passed with SCM_RIGHTS. The manager gives a
+// worker one job at a time and sends without blocking, so a worker's socket
+// holds at most one job.
 
 #include <sys/types.h>
 
@@ -18,7 +17,6 @@
 namespace coring::detail {
 
 constexpr std::size_t inline_limit = 16 * 1024;
-constexpr std::size_t max_depth = 8;  // jobs queued in one worker's socket at most
 
 enum msg_kind : std::uint32_t {
   k_job = 1,          // main → worker: run invoker(fn, payload)
@@ -40,8 +38,21 @@ struct msg_header {
 /// Closes `fd` if it is open and sets it to -1.
 void close_fd(int& fd) noexcept;
 
-/// Sends one message; returns 0 or an errno. Blocking unless the socket is not.
-int send_message(int sock, msg_header h, std::string_view payload);
+/// What became of a send_message().
+struct send_result {
+  int err = 0;         // 0, or the errno of the step that failed
+  bool local = false;  // err is from making the memfd, not from sendmsg: the receiver is not at fault
+};
+
+/// Sends one message whose payload is `first` then `second`; blocks for room
+/// in the socket unless `nonblocking` (then err may be EAGAIN).
+send_result send_message(int sock, msg_header h, std::string_view first, std::string_view second,
+                         bool nonblocking) noexcept;
+
+/// Sends one message with `payload`, blocking for room in the socket.
+inline send_result send_message(int sock, msg_header h, std::string_view payload) noexcept {
+  return send_message(sock, h, {}, payload, false);
+}
 
 /// A receiving buffer that can hold any inline message, plus the out-of-line payload.
 struct receiver {

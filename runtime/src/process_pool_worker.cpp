@@ -48,7 +48,7 @@ void describe_current_exception(std::string& type, std::string& message) {
       ::_exit(0);
     }
   }
-  if (send_message(sock, {k_ready, 0, 0, 0, 0}, {}) != 0) ::_exit(0);
+  if (send_message(sock, {k_ready, 0, 0, 0, 0}, {}).err != 0) ::_exit(0);
   receiver r;
   byte_writer out;
   for (;;) {
@@ -62,7 +62,7 @@ void describe_current_exception(std::string& type, std::string& message) {
       auto invoke = reinterpret_cast<process_invoker>(static_cast<std::uintptr_t>(h.invoker));
       auto fn = reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(h.fn));
       invoke(fn, payload, out);
-      err = send_message(sock, {k_result, 0, h.id, 0, 0}, out.view());
+      err = send_message(sock, {k_result, 0, h.id, 0, 0}, out.view()).err;
     } catch (...) {
       describe_current_exception(type, message);
       out.clear();
@@ -72,7 +72,7 @@ void describe_current_exception(std::string& type, std::string& message) {
       } catch (...) {
         bytes = encode_all(std::string("std::bad_alloc"), std::string());
       }
-      err = send_message(sock, {k_raised, 0, h.id, 0, 0}, bytes);
+      err = send_message(sock, {k_raised, 0, h.id, 0, 0}, bytes).err;
     }
     if (r.large.capacity() > inline_limit) std::string().swap(r.large);
     if (err != 0) ::_exit(0);

@@ -240,11 +240,14 @@ class process_pool {
   /// Messages name the function by its demangled symbol (from the dynamic
   /// symbol table, else the binary's own .symtab), else "job at 0x...".
   /// Returns a future<R>, R being fn's (decayed) result type.
-  /// **Cancellation:** future::cancel() (or cancelling a task awaiting the
-  /// future) drops a queued job; a job already sent to a worker but queued
-  /// behind the running one ends with coring::cancelled (its reply is
-  /// dropped); a running job's worker is SIGKILLed and replaced, and the job
-  /// ends with coring::cancelled. This is how a per-job timeout is written:
+  /// **Cancellation:** a worker holds one job at a time, so a job starts
+  /// (running() turns true) only when it is handed to an idle worker, which
+  /// runs it at once. future::cancel() (or cancelling a task awaiting the
+  /// future) before that drops the job: it never runs, cancel() returns true
+  /// and the future ends with coring::cancelled. Cancelling a running job
+  /// returns false and SIGKILLs its worker (which is replaced); the job ends
+  /// with coring::cancelled, or with its result if it had finished first. No
+  /// other job is touched. This is how a per-job timeout is written:
   /// `if (!f.wait_for(2s)) f.cancel();`.
   /// **Errors (in the future):** remote_error if the job threw;
   /// broken_worker if its worker died; broken_pool if the pool is broken;
