@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -180,6 +181,22 @@ int count_threads() {
   return count;
 }
 
+// Ends and reaps a worker whose descriptors never reached us (`pidfd` is -1
+// if its pidfd did not either). Until reaped, its pid cannot be reused, so
+// signalling it by pid is safe; if someone else reaped it, waitpid says ECHILD.
+void reap_unreceived(pid_t pid, int pidfd) noexcept {
+  if (pidfd >= 0) {
+    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    siginfo_t si{};
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &si, WEXITED) < 0 && errno == EINTR) {
+    }
+  } else {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
 void start_server_locked(fork_server& s, bool check_threads) {
   pid_t me = ::getpid();
   if (s.sock >= 0 && s.owner == me) return;
@@ -229,18 +246,29 @@ spawned spawn_worker(void (*initializer)(), std::size_t memory_limit) {
   do {
     n = ::send(s.sock, &req, sizeof req, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof req)) throw io_error(n < 0 ? errno : EPROTO, "process_pool: request to the fork server");
+  if (n != static_cast<ssize_t>(sizeof req)) {
+    throw io_error(n < 0 ? errno : EPROTO, "process_pool: request to the fork server");
+  }
   spawn_reply reply{};
   int fds[2] = {-1, -1};
   std::size_t got = 0;
   int msg_flags = 0;
   n = recv_with_fds(s.sock, &reply, sizeof reply, 0, fds, 2, got, msg_flags);
-  if (n != static_cast<ssize_t>(sizeof reply) || got != 2 || reply.err != 0) {
+  if (n == 0) throw error("process_pool: the fork server is gone (pid " + std::to_string(s.pid) + ")");
+  if (n != static_cast<ssize_t>(sizeof reply)) {
     close_fd(fds[0]);
     close_fd(fds[1]);
-    if (n == 0) throw error("process_pool: the fork server is gone (pid " + std::to_string(s.pid) + ")");
-    int e = n < 0 ? static_cast<int>(-n) : (reply.err != 0 ? reply.err : EPROTO);
-    throw io_error(e, "process_pool: the fork server could not start a worker");
+    throw io_error(n < 0 ? static_cast<int>(-n) : EPROTO, "process_pool: reply from the fork server");
+  }
+  if (reply.err != 0) throw spawn_failure{reply.err, "process_pool: the fork server could not start a worker"};
+  if (got != 2) {
+    // MSG_CTRUNC: the worker exists, but this process had no descriptor free
+    // for its pidfd or its socket. It is our child: end it and reap it here,
+    // or it would stay a zombie.
+    reap_unreceived(reply.pid, got >= 1 ? fds[0] : -1);
+    close_fd(fds[0]);
+    close_fd(fds[1]);
+    throw spawn_failure{EMFILE, "process_pool: receiving a new worker's descriptors"};
   }
   return {reply.pid, fds[0], fds[1]};
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <string>
 
 namespace coring::detail {
 
@@ -23,8 +24,16 @@ struct spawned {
   int sock = -1;
 };
 
+/// A worker could not be started for a reason of the moment or of this
+/// process (no descriptor, memory or process slot free): the pool is fine.
+struct spawn_failure {
+  int err = 0;          // the errno
+  std::string context;  // what failed, for io_error(err, context)
+};
+
 /// Asks the fork server for a worker (starting the server if needed).
-/// **Errors:** coring::error naming the cause.
+/// **Errors:** spawn_failure (see there); coring::error if there is no fork
+/// server to ask.
 spawned spawn_worker(void (*initializer)(), std::size_t memory_limit);
 
 }  // namespace coring::detail

@@ -266,7 +266,10 @@ void process_pool_impl::maintain() noexcept {
   std::size_t live = 0;
   for (auto& w : workers_) live += w->retiring || w->killed != kill_reason::none ? 0 : 1;
   bool spawned_one = false;
-  while (live < want) {
+  // After a failed start, with other workers running, wait a little before
+  // the next try instead of paying for one after every reply.
+  const bool hold_off = live > 0 && spawn_errno_ != 0 && std::chrono::steady_clock::now() < spawn_retry_at_;
+  while (live < want && !hold_off) {
     try {
       spawned s = spawn_worker(opts_.initializer, opts_.memory_limit);
       auto w = std::make_unique<process_worker>();
@@ -276,12 +279,24 @@ void process_pool_impl::maintain() noexcept {
       workers_.push_back(std::move(w));
       ++live;
       spawned_one = true;
+      spawn_errno_ = 0;
+    } catch (const spawn_failure& e) {
+      // A failure of ours or of the moment (EMFILE, ENOMEM, EAGAIN): the pool is not broken.
+      spawn_errno_ = e.err;
+      spawn_error_ = e.context;
+      spawn_retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      break;
     } catch (const std::exception& e) {
       break_pool(std::string("cannot start a worker: ") + e.what());
       return;
     }
   }
   if (spawned_one) update_pids();
+  if (live == 0 && spawn_errno_ != 0) {
+    // No worker to run what is queued, and none can be started now: those
+    // jobs fail with the reason instead of waiting for ever; later ones try again.
+    fail_queued(spawn_errno_, spawn_error_);
+  }
   for (auto& w : workers_) dispatch(*w);
   const bool idle_ends = shutting_ && pending_.empty() && requeued_.empty();
   for (auto& w : workers_) {
@@ -365,6 +380,21 @@ void process_pool_impl::read_replies(process_worker& w) noexcept {
     std::string_view payload;
     int r = recv_message(w.sock, rx_, h, payload, true);
     if (r == -EAGAIN) return;
+    if (r == -EMFILE) {
+      // The reply came, but we had no descriptor free for its memfd: our
+      // failure, not the worker's. The job fails with the errno; the worker lives.
+      if ((h.kind == k_result || h.kind == k_raised) && w.job && !w.unsent && w.job->id == h.id) {
+        job_ptr j = std::move(w.job);
+        dispatch(w);
+        fail_started(*j, std::make_exception_ptr(io_error(
+                             EMFILE, "process_pool: receiving the result of job " + function_name(j->spec.fn) +
+                                         " from worker " + std::to_string(w.pid))));
+      } else if (h.kind == k_init_failed) {
+        break_pool("the initializer raised an exception (in worker " + std::to_string(w.pid) +
+                   "), whose description could not be received: no descriptor free");
+      }
+      continue;
+    }
     if (r <= 0) {  // end of stream or error: the pidfd reports the exit
       close_watched(w.sock);
       return;
@@ -521,6 +551,20 @@ void process_pool_impl::begin_shutdown(const process_pool_shutdown_options& o) n
   }
   if (o.kill) {
     for (auto& w : workers_) kill(*w, kill_reason::shutdown);
+  }
+}
+
+// Fails every queued job (started or not) with io_error(err, what), each its own object.
+void process_pool_impl::fail_queued(int err, const std::string& what) noexcept {
+  while (!pending_.empty()) {
+    job_ptr j = std::move(pending_.front());
+    pending_.pop_front();
+    fail_unstarted(*j, std::make_exception_ptr(io_error(err, what)));
+  }
+  while (!requeued_.empty()) {
+    job_ptr j = std::move(requeued_.front());
+    requeued_.pop_front();
+    fail_started(*j, std::make_exception_ptr(io_error(err, what)));
   }
 }
 

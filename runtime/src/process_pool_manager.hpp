@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -99,6 +100,7 @@ class process_pool_impl {
   void handle_exit(process_worker& w) noexcept;
   void cancel_running(future_state_base* s) noexcept;
   void begin_shutdown(const process_pool_shutdown_options& o) noexcept;
+  void fail_queued(int err, const std::string& what) noexcept;
   std::string broken_text();
   void break_pool(const std::string& why) noexcept;
   void fail_all_pending() noexcept;
@@ -130,6 +132,9 @@ class process_pool_impl {
   receiver rx_;                                          // receive buffer for replies
   unsigned startup_failures_ = 0;                        // workers in a row that died before ready
   std::uint64_t next_id_ = 1;                            // job ids, to check replies against
+  int spawn_errno_ = 0;                                  // why the last start of a worker failed, or 0
+  std::string spawn_error_;                              // what failed then
+  std::chrono::steady_clock::time_point spawn_retry_at_;  // no new try before, while others run
   bool shutting_ = false;                                // shutdown has begun
 
   std::mutex join_m_;   // serialises joins of thread_

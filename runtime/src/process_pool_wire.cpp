@@ -142,13 +142,14 @@ int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload
     close_fd(fd);
     return 0;
   }
-  if (static_cast<std::size_t>(n) < sizeof h || (msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+  if (static_cast<std::size_t>(n) < sizeof h || (msg_flags & MSG_TRUNC)) {
     close_fd(fd);
     return -EPROTO;
   }
   std::memcpy(&h, r.buf.data(), sizeof h);
   if (h.flags & f_memfd) {
-    if (fd < 0) return -EPROTO;
+    // MSG_CTRUNC: the kernel could not give us the descriptor (RLIMIT_NOFILE reached).
+    if (fd < 0) return (msg_flags & MSG_CTRUNC) ? -EMFILE : -EPROTO;
     struct stat st {};
     if (::fstat(fd, &st) < 0) {
       int e = errno;

@@ -69,7 +69,9 @@ ssize_t recv_with_fds(int sock, void* buf, std::size_t len, int flags, int* fds,
                       std::size_t& got, int& msg_flags);
 
 /// Receives one message. Returns 1 (h and payload set), 0 at end of stream,
-/// -EAGAIN when nonblocking and nothing is there, or another -errno.
+/// -EAGAIN when nonblocking and nothing is there, -EMFILE when h was read but
+/// the memfd holding its payload could not be received (this process has no
+/// descriptor free: not the sender's fault), or another -errno.
 int recv_message(int sock, receiver& r, msg_header& h, std::string_view& payload, bool nonblocking);
 
 /// Sends `len` bytes with up to two descriptors attached; returns 0 or an errno.

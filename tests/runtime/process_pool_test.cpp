@@ -111,6 +111,7 @@ std::string reverse_copy(std::string s) { return std::string(s.rbegin(), s.rend(
 void init_throws() { throw std::invalid_argument("no config file"); }
 void init_exits() { ::_exit(7); }
 long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+std::string make_string(std::size_t bytes) { return std::string(bytes, 'x'); }
 
 // Leaves a trace that it ran: creates the file at `path`.
 int touch(std::string path) {
@@ -304,22 +305,27 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+int lowest_free_descriptor() {
+  int fd = ::dup(0);
+  ::close(fd);
+  return fd;
+}
+
 // While it lives, this process can open no new descriptor (EMFILE): the soft
-// RLIMIT_NOFILE is lowered to the lowest free descriptor number. Under it a
-// test only submits and waits: reading /proc, or a sanitizer's check that
-// opens a pipe, would fail too.
+// RLIMIT_NOFILE is lowered to `limit`, by default the lowest free descriptor
+// number (descriptors above it stay open, but no new one can be made, even
+// when they are closed). Under it a test only submits and waits: reading
+// /proc, or a sanitizer's check that opens a pipe, would fail too.
 struct no_free_descriptors {
   rlimit saved{};
-  no_free_descriptors() {
+  explicit no_free_descriptors(int limit = lowest_free_descriptor()) {
     // UBSan's vptr check opens a pipe when its type cache misses and, with no
     // descriptor free, reports a valid object as having an invalid vptr. The
     // pool builds an io_error under the limit: check that call once now.
     (void)coring::io_error(EMFILE, "warm-up").what();
     ::getrlimit(RLIMIT_NOFILE, &saved);
-    int lowest = ::dup(0);
-    ::close(lowest);
     rlimit r = saved;
-    r.rlim_cur = static_cast<rlim_t>(lowest);
+    r.rlim_cur = static_cast<rlim_t>(limit);
     ::setrlimit(RLIMIT_NOFILE, &r);
   }
   ~no_free_descriptors() { ::setrlimit(RLIMIT_NOFILE, &saved); }
@@ -332,9 +338,13 @@ template <class T>
 int io_errno_of(coring::future<T>& f) {
   try {
     (void)f.get();
+    MESSAGE("not an io_error: a value");
   } catch (const coring::io_error& e) {
     return e.code().value();
-  } catch (...) {
+  } catch (const std::exception& e) {
+    MESSAGE("not an io_error: " << std::string(e.what()));
+  } catch (const coring::cancelled&) {
+    MESSAGE("not an io_error: cancelled");
   }
   return 0;
 }
@@ -1054,6 +1064,43 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(pool.submit(my_pid).get() == pid);
     CHECK(pool.submit(reverse_copy, std::string(100000, 'b')).get().size() == 100000);
     CHECK(!pool.broken());
+  }
+
+  TEST_CASE("a large result whose memfd cannot be received fails that job with EMFILE; the worker lives" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    coring::future<std::string> f;
+    {
+      no_free_descriptors limit;
+      f = pool.submit(make_string, std::size_t{100000});
+      f.wait();
+    }
+    CHECK(io_errno_of(f) == EMFILE);
+    CHECK(pool.submit(my_pid).get() == pid);
+    CHECK(pool.submit(make_string, std::size_t{100000}).get().size() == 100000);
+  }
+
+  TEST_CASE("EMFILE while receiving a new worker's descriptors fails the job, leaves no zombie, and the pool "
+            "recovers" * doctest::timeout(30)) {
+    // Below the pool's own descriptors: those its dead worker frees cannot be reused.
+    const int below_the_pool = lowest_free_descriptor();
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    coring::future<int> f;
+    {
+      no_free_descriptors limit(below_the_pool);
+      ::kill(pid, SIGKILL);  // its replacement's descriptors cannot be received
+      while (::kill(pid, 0) == 0) std::this_thread::sleep_for(1ms);  // until reaped (/proc is out of reach)
+      f = pool.submit(square, 3);
+      f.wait();
+    }
+    CHECK(io_errno_of(f) == EMFILE);
+    CHECK(eventually([] { return zombie_children().empty(); }));
+    CHECK_FALSE(pool.broken());
+    int pid2 = pool.submit(my_pid).get();
+    CHECK(pid2 != pid);
+    CHECK(zombie_children().empty());
   }
 
   TEST_CASE("a reply queued before its worker died is read after the ECONNRESET that reports the death" *
