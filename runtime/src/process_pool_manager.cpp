@@ -25,20 +25,44 @@ bool peer_gone(int err) noexcept { return err == EPIPE || err == ECONNRESET || e
 
 }  // namespace
 
-process_pool_impl::process_pool_impl(const process_pool_options& opts) : opts_(opts) {
+void process_pool_link::on_cancel_running(future_state_base* s, void* link) noexcept {
+  auto* self = static_cast<process_pool_link*>(link);
+  std::lock_guard lock(self->m_);
+  if (self->pool_) self->pool_->request_cancel(s);
+}
+
+void process_pool_link::detach() noexcept {
+  std::lock_guard lock(m_);
+  pool_ = nullptr;
+}
+
+process_job_link::~process_job_link() {
+  if (link) link->release();
+}
+
+process_pool_impl::process_pool_impl(const process_pool_options& opts)
+    : opts_(opts), link_(new process_pool_link(this)) {
   target_ = opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
-  ensure_fork_server(true);
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) throw io_error(errno, "process_pool: eventfd");
   try {
+    ensure_fork_server(true);
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw io_error(errno, "process_pool: eventfd");
     thread_ = std::thread([this] { run(); });
   } catch (...) {
     close_fd(wake_fd_);
+    link_->detach();
+    link_->release();
     throw;
   }
 }
 
-process_pool_impl::~process_pool_impl() { join(); }
+process_pool_impl::~process_pool_impl() {
+  join();
+  // A hook running now holds the link's mutex: wait for it, then let later
+  // ones find no pool. (Their jobs have all ended: the manager is done.)
+  link_->detach();
+  link_->release();
+}
 
 std::vector<int> process_pool_impl::pids() const {
   std::lock_guard lock(m_);
@@ -48,7 +72,9 @@ std::vector<int> process_pool_impl::pids() const {
 void process_pool_impl::submit(process_job_spec spec) {
   auto j = std::make_unique<process_job>();
   j->spec = std::move(spec);
-  j->spec.state->on_cancel_running(&on_cancel_running, this);
+  link_->add_ref();  // dropped with the job's state
+  j->spec.link->link = link_;
+  j->spec.state->on_cancel_running(&process_pool_link::on_cancel_running, link_);
   std::exception_ptr refuse;
   {
     std::lock_guard lock(m_);
@@ -126,14 +152,13 @@ void process_pool_impl::complete(process_job& j, std::string_view bytes) noexcep
 }
 
 // The future's cancel() found the job running: ask the manager to stop it.
-void process_pool_impl::on_cancel_running(future_state_base* s, void* ctx) noexcept {
-  auto* self = static_cast<process_pool_impl*>(ctx);
+void process_pool_impl::request_cancel(future_state_base* s) noexcept {
   s->add_ref();  // so that the address cannot be reused before the manager looks at it
   {
-    std::lock_guard lock(self->m_);
-    if (!self->manager_done_) {
-      self->cancels_.push_back(s);
-      self->wake_locked();
+    std::lock_guard lock(m_);
+    if (!manager_done_) {
+      cancels_.push_back(s);
+      wake_locked();
       return;
     }
   }

@@ -52,6 +52,35 @@ struct process_worker {
   bool unsent = false;                         // job waits for room in the socket (POLLOUT armed)
 };
 
+class process_pool_impl;
+
+/// How a job's cancel hook reaches its pool. Reference-counted: the pool
+/// holds one reference, each job's state another (process_job_link), so the
+/// hook, which a consumer may run just as the job ends and the pool is
+/// destroyed, always finds the link alive, and finds out under its mutex
+/// whether the pool still is.
+class process_pool_link {
+ public:
+  explicit process_pool_link(process_pool_impl* pool) noexcept : pool_(pool) {}
+
+  /// Takes one more reference.
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  /// Drops one; the last one deletes the link.
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  /// The hook of every job's state: asks the pool, if it is still there, to
+  /// stop the running job of state `s`.
+  static void on_cancel_running(future_state_base* s, void* link) noexcept;
+  /// The pool is going away: later hooks do nothing (their jobs have ended).
+  void detach() noexcept;
+
+ private:
+  std::atomic<int> refs_{1};  // the pool's, plus one per job state
+  std::mutex m_;              // held while a hook uses pool_, and to clear it
+  process_pool_impl* pool_;   // the pool, until it detaches
+};
+
 /// The state behind a process_pool: shared with submitting threads under m_,
 /// the rest owned by the manager thread.
 class process_pool_impl {
@@ -75,6 +104,8 @@ class process_pool_impl {
   void request_shutdown(const process_pool_shutdown_options& o, future_state<void>* waiter);
   /// Joins the manager thread (once it has finished).
   void join();
+  /// Asks the manager to stop the running job of state `s` (from the cancel hook).
+  void request_cancel(future_state_base* s) noexcept;
 
  private:
   using job_ptr = std::unique_ptr<process_job>;
@@ -83,7 +114,6 @@ class process_pool_impl {
   static void fail_unstarted(process_job& j, std::exception_ptr e) noexcept;
   static void fail_started(process_job& j, std::exception_ptr e) noexcept;
   static void complete(process_job& j, std::string_view bytes) noexcept;
-  static void on_cancel_running(future_state_base* s, void* ctx) noexcept;
   void wake_locked() noexcept;
 
   // ---- manager thread ----
@@ -106,8 +136,9 @@ class process_pool_impl {
   void fail_all_pending() noexcept;
   void close_watched(int& fd) noexcept;
 
-  process_pool_options opts_;  // as given
-  unsigned target_ = 1;        // workers to keep
+  process_pool_options opts_;     // as given
+  unsigned target_ = 1;           // workers to keep
+  process_pool_link* link_;       // our reference; each job's state holds another
 
   // Shared with submitting threads, under m_.
   mutable std::mutex m_;

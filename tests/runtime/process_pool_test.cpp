@@ -1050,6 +1050,33 @@ TEST_SUITE("runtime/process_pool") {
     CHECK_FALSE(file_exists(log));
   }
 
+  TEST_CASE("a cancel racing with the pool's destruction is safe" * doctest::timeout(120)) {
+    // The cancel hook runs on the cancelling thread after the future's lock is
+    // released: it must not reach a pool destroyed meanwhile (ASan tells).
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int> jitter_us(0, 3000);
+    const int tries = long_stress() ? 1000 : 40;
+    for (int i = 0; i < tries; ++i) {
+      CAPTURE(i);
+      auto pool = std::make_unique<coring::process_pool>(coring::process_pool_options{.workers = 1});
+      auto f = pool->submit(sleep_ms, 2);
+      const int delay = jitter_us(rng);
+      std::thread canceller([&] {
+        std::this_thread::sleep_for(std::chrono::microseconds(delay));
+        (void)f.cancel();
+      });
+      pool.reset();  // waits for the job (or its cancellation), then destroys the pool
+      canceller.join();
+      REQUIRE(f.ready());
+      int v = 2;  // or cancelled
+      try {
+        v = f.get();
+      } catch (const coring::cancelled&) {
+      }
+      CHECK(v == 2);
+    }
+  }
+
   TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *
             doctest::timeout(30)) {
     coring::process_pool pool({.workers = 1});

@@ -116,6 +116,27 @@ using process_invoker = void (*)(void (*fn)(), std::string_view args, byte_write
 /// Runs in the parent's manager thread: decodes the result into the state (then finish()).
 using process_completer = void (*)(future_state_base* state, std::string_view result);
 
+class process_pool_link;
+
+/// The part of a job's shared state that keeps its pool reachable for the
+/// future's cancel hook: a reference to the pool's process_pool_link, which
+/// outlives the pool while any job's state does (the hook may run as the
+/// pool is destroyed).
+class process_job_link {
+ public:
+  process_job_link() = default;
+  process_job_link(const process_job_link&) = delete;
+  process_job_link& operator=(const process_job_link&) = delete;
+  /// Drops the reference, if the pool took one.
+  ~process_job_link();
+
+  process_pool_link* link = nullptr;  // set by the pool when it accepts the job
+};
+
+/// A process pool job's shared state.
+template <class R>
+class process_job_state final : public future_state<R>, public process_job_link {};
+
 /// One job as the manager sees it, type-erased.
 struct process_job_spec {
   process_invoker invoke = nullptr;      // worker side
@@ -123,6 +144,7 @@ struct process_job_spec {
   process_completer complete = nullptr;  // parent side
   std::string args;                      // encoded arguments
   future_state_base* state = nullptr;    // one reference, the executor's
+  process_job_link* link = nullptr;      // the same state, seen as its link to the pool
 };
 
 /// The fork server's pid in this process, or 0 if none was started (for tests).
@@ -324,8 +346,9 @@ auto process_pool::submit_pointer(F ptr, Args&&... args) {
   spec.args = [&]<class... A>(std::tuple<A...>*) {
     return encode_all(detail::as_param<A>(std::forward<Args>(args))...);
   }(static_cast<arg_tuple*>(nullptr));
-  auto* state = new detail::future_state<R>();
+  auto* state = new detail::process_job_state<R>();
   spec.state = state;
+  spec.link = state;
   submit_spec(std::move(spec));
   return future<R>(state);
 }
@@ -373,8 +396,9 @@ auto process_pool::map_pointer(F ptr, Range&& range, map_options opts) {
       spec.fn = reinterpret_cast<void (*)()>(f);
       spec.complete = &detail::complete_job<std::vector<R>>;
       spec.args = encode_all(part);
-      auto* state = new detail::future_state<std::vector<R>>();
+      auto* state = new detail::process_job_state<std::vector<R>>();
       spec.state = state;
+      spec.link = state;
       self->submit_spec(std::move(spec));
       in_flight.emplace_back(state);
     };
