@@ -16,9 +16,6 @@
 
 #include <coring/process_pool.hpp>
 
-#include <signal.h>
-#include <string.h>
-
 #include <string>
 
 #include "process_pool_fork_server.hpp"
@@ -28,13 +25,6 @@ namespace coring {
 
 namespace {
 
-std::string signal_text(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  std::string s = "signal " + std::to_string(sig);
-  if (abbrev) s += std::string(" (SIG") + abbrev + ")";
-  return s;
-}
-
 std::string remote_message(const std::string& type, const std::string& message, const std::string& function) {
   std::string s = "job " + function + " raised " + type;
   if (!message.empty()) s += ": " + message;
@@ -42,13 +32,7 @@ std::string remote_message(const std::string& type, const std::string& message, 
 }
 
 std::string broken_message(int pid, int sig, int code, const std::string& function) {
-  std::string s = "worker " + std::to_string(pid) + " running " + function;
-  if (sig != 0) {
-    s += " was killed by " + signal_text(sig);
-  } else {
-    s += " exited with code " + std::to_string(code);
-  }
-  return s;
+  return "worker " + std::to_string(pid) + " running " + function + " " + detail::exit_text(sig, code);
 }
 
 }  // namespace

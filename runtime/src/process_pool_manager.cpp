@@ -195,7 +195,9 @@ void process_pool_impl::run() noexcept {
     if (shutting_ && pending_.empty() && requeued_.empty() && workers_.empty()) break;
 
     if (waiter_) {
+      watch_fork_server();
       waiter_->watch(wake_fd_);
+      for (int fd : server_fds_) waiter_->watch(fd);
       for (auto& w : workers_) {
         waiter_->watch(w->sock);
         if (w->unsent) waiter_->watch(w->sock, true);
@@ -209,6 +211,9 @@ void process_pool_impl::run() noexcept {
     }
 
     if (!waiter_ || waiter_->take_ready(wake_fd_)) take_requests();
+    bool server_exited = false;
+    for (int fd : server_fds_) server_exited = (waiter_ && waiter_->take_ready(fd)) || server_exited;
+    if (server_exited) check_fork_server();  // reaped and replaced now, not at the next spawn
     // Collect first: handle_exit() removes from workers_.
     std::vector<process_worker*> exited;
     for (auto& wp : workers_) {
@@ -234,12 +239,25 @@ void process_pool_impl::run() noexcept {
     close_watched(wake_fd_);
     pids_.clear();
   }
+  for (int& fd : server_fds_) close_watched(fd);
   // Close the ring before anyone learns that the shutdown is complete: a
   // caller counting its descriptors then must not find ours.
   waiter_.reset();
   for (auto& j : taken) fail_unstarted(*j, std::make_exception_ptr(error("process pool is shut down")));
   for (future_state_base* s : cancels) s->release();
   for (auto* w : waiters) complete_waiter(w);
+}
+
+// Keeps server_fds_ to the current fork server processes, so that the ring
+// sees one of them exit (a zombie until check_fork_server() reaps it).
+void process_pool_impl::watch_fork_server() noexcept {
+  if (server_generation_ == fork_server_generation()) return;
+  for (int& fd : server_fds_) close_watched(fd);
+  try {
+    server_fds_ = dup_fork_server_pidfds(server_generation_);
+  } catch (...) {
+    server_fds_.clear();  // no memory: the next spawn still reaps and replaces
+  }
 }
 
 // Takes what submitting threads handed over: jobs, cancels, a shutdown request.

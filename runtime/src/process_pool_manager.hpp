@@ -135,6 +135,7 @@ class process_pool_impl {
   void break_pool(const std::string& why) noexcept;
   void fail_all_pending() noexcept;
   void close_watched(int& fd) noexcept;
+  void watch_fork_server() noexcept;
 
   process_pool_options opts_;     // as given
   unsigned target_ = 1;           // workers to keep
@@ -167,6 +168,8 @@ class process_pool_impl {
   std::string spawn_error_;                              // what failed then
   std::chrono::steady_clock::time_point spawn_retry_at_;  // no new try before, while others run
   bool shutting_ = false;                                // shutdown has begun
+  std::vector<int> server_fds_;                          // dups of the fork server processes' pidfds
+  std::uint64_t server_generation_ = ~std::uint64_t{0};  // theirs (see fork_server_generation)
 
   std::mutex join_m_;   // serialises joins of thread_
   std::thread thread_;  // the manager

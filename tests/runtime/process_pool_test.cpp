@@ -61,11 +61,13 @@ namespace {
 
 [[noreturn]] void run_victim(int fd);
 [[noreturn]] void run_lazy(const char* mode);
+[[noreturn]] void run_servers_lost();
 
 struct start_fork_server_first {
   start_fork_server_first() {
     if (const char* child = std::getenv("CORING_PROCESS_POOL_TEST_CHILD")) run_victim(std::atoi(child));
     if (const char* mode = std::getenv("CORING_PROCESS_POOL_TEST_LAZY")) run_lazy(mode);
+    if (std::getenv("CORING_PROCESS_POOL_TEST_SERVERS_LOST")) run_servers_lost();
     coring::process_pool::start_fork_server();
   }
 };
@@ -359,6 +361,7 @@ bool long_stress() { return std::getenv("CORING_PROCESS_POOL_STRESS") != nullptr
   (void)pool->submit(square, 3).get();
   std::vector<int> pids = wait_for_workers(*pool, 2);
   pids.push_back(coring::detail::fork_server_pid());
+  pids.push_back(coring::detail::fork_server_standby_pid());
   std::string text;
   for (int p : pids) text += std::to_string(p) + " ";
   text += "\n";
@@ -479,6 +482,48 @@ int spawn_self_with(const std::string& env_entry) {
   pid_t pid = 0;
   if (::posix_spawn(&pid, exe, nullptr, nullptr, argv, envp.data()) != 0) return -1;
   return pid;
+}
+
+// Kills the fork server and its standby together: a pool that needs a new
+// worker must then break with a clear error, and nothing be left a zombie.
+// Exit 0 if so.
+[[noreturn]] void run_servers_lost() {
+  coring::process_pool::start_fork_server();
+  int rc = 0;
+  {
+    coring::process_pool pool({.workers = 1, .max_tasks_per_child = 1});
+    if (pool.submit(square, 2).get() != 4) ::_exit(30);
+    int server = coring::detail::fork_server_pid();
+    int standby = coring::detail::fork_server_standby_pid();
+    if (server <= 0 || standby <= 0) ::_exit(31);
+    ::kill(standby, SIGSTOP);  // so that it cannot make a standby of its own in between
+    ::kill(server, SIGKILL);
+    ::kill(standby, SIGKILL);
+    eventually([&] { return exited(server) && exited(standby); });
+    // The worker started after the first job retired may still run one of
+    // these; the other needs a new worker.
+    auto first = pool.submit(square, 3);
+    auto f = pool.submit(square, 4);
+    try {
+      if (first.get() != 9) rc = 37;
+    } catch (const coring::broken_pool&) {
+    }
+    try {
+      (void)f.get();
+      rc = 32;
+    } catch (const coring::broken_pool& e) {
+      std::string what = e.what();
+      std::fprintf(stderr, "%s\n", what.c_str());
+      bool names_both = what.find(std::to_string(server)) != std::string::npos &&
+                        what.find(std::to_string(standby)) != std::string::npos;
+      if (what.find("no fork server is left") == std::string::npos || !names_both) rc = 33;
+    } catch (...) {
+      rc = 34;
+    }
+    if (!pool.broken()) rc = 35;
+  }
+  if (!zombie_children().empty()) rc = 36;
+  ::_exit(rc);
 }
 
 int run_self_with(const std::string& env_entry) {
@@ -767,7 +812,7 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(pool.worker_pids().empty());
   }
 
-  TEST_CASE("parent killed: its workers and fork server exit within a second" * doctest::timeout(30)) {
+  TEST_CASE("parent killed: its workers, fork server and standby exit within a second" * doctest::timeout(30)) {
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
     int child_fd = ::dup(p[1]);  // not CLOEXEC: the victim writes to it
@@ -787,7 +832,7 @@ TEST_SUITE("runtime/process_pool") {
     std::istringstream in(text);
     std::vector<int> pids;
     for (int x; in >> x;) pids.push_back(x);
-    REQUIRE(pids.size() == 3);  // two workers and the fork server
+    REQUIRE(pids.size() == 4);  // two workers, the fork server and its standby
     for (int pid : pids) CHECK(!exited(pid));
     ::kill(victim, SIGKILL);
     int status = 0;
@@ -1075,6 +1120,34 @@ TEST_SUITE("runtime/process_pool") {
       }
       CHECK(v == 2);
     }
+  }
+
+  TEST_CASE("a dead fork server is reaped and its standby takes over; pools go on" * doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1, .max_tasks_per_child = 1});
+    CHECK(pool.submit(square, 2).get() == 4);
+    const int server = coring::detail::fork_server_pid();
+    const int standby = coring::detail::fork_server_standby_pid();
+    REQUIRE(server > 0);
+    REQUIRE(standby > 0);
+    ::kill(server, SIGKILL);
+    // Seen through the pool's ring and reaped at once, with no job asking for a worker.
+    CHECK(eventually([&] { return coring::detail::fork_server_pid() == standby; }));
+    CHECK(eventually([] { return zombie_children().empty(); }));
+    const int spare = coring::detail::fork_server_standby_pid();
+    CHECK(spare > 0);
+    CHECK(spare != standby);
+    for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);  // each on a new worker
+    // And again: the new server dies while a worker is being asked for.
+    ::kill(standby, SIGKILL);
+    for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);
+    CHECK(coring::detail::fork_server_pid() == spare);
+    CHECK_FALSE(pool.broken());
+    CHECK(eventually([] { return zombie_children().empty(); }));
+  }
+
+  TEST_CASE("when the fork server and its standby die together, a pool needing a worker breaks, naming them" *
+            doctest::timeout(30)) {
+    CHECK(run_self_with("CORING_PROCESS_POOL_TEST_SERVERS_LOST=1") == 0);
   }
 
   TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *

@@ -149,6 +149,8 @@ struct process_job_spec {
 
 /// The fork server's pid in this process, or 0 if none was started (for tests).
 [[nodiscard]] int fork_server_pid() noexcept;
+/// The pid of the fork server's standby (it takes over if the server dies), or 0 (for tests).
+[[nodiscard]] int fork_server_standby_pid() noexcept;
 
 template <class Fn>
 concept plain_function_like = requires(Fn f) {
