@@ -30,6 +30,10 @@
 namespace coring::detail {
 
 std::string exit_text(int sig, int code) {
+  if (sig == 0 && code == -1) {
+    return "died, and its exit status was lost: something else in this process reaped it first "
+           "(a waitpid(-1) or wait() loop, or SIGCHLD ignored)";
+  }
   if (sig == 0) return "exited with code " + std::to_string(code);
   std::string s = "was killed by signal " + std::to_string(sig);
   if (const char* abbrev = ::sigabbrev_np(sig)) s += std::string(" (SIG") + abbrev + ")";
@@ -271,7 +275,7 @@ std::string end_and_reap(server_process& p) noexcept {
   if (r == 0) {
     how += si.si_code == CLD_EXITED ? exit_text(0, si.si_status) : exit_text(si.si_status, -1);
   } else {
-    how += "died (its exit status was taken by another waitpid in this process)";
+    how += exit_text(0, -1);  // ECHILD: reaped by someone else
   }
   close_fd(p.pidfd);
   close_fd(p.sock);

@@ -59,7 +59,8 @@ std::vector<int> dup_fork_server_pidfds(std::uint64_t& generation);
 void check_fork_server() noexcept;
 
 /// How a child process ended, in words: "exited with code 3" (sig == 0),
-/// "was killed by signal 9 (SIGKILL)".
+/// "was killed by signal 9 (SIGKILL)", or, for sig == 0 and code == -1 (it
+/// was reaped by someone else), that its exit status was lost.
 std::string exit_text(int sig, int code);
 
 }  // namespace coring::detail

@@ -509,6 +509,9 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
   do {
     r = ::waitid(P_PIDFD, static_cast<id_t>(w.pidfd), &si, WEXITED);
   } while (r < 0 && errno == EINTR);
+  // ECHILD: something else in this process reaped it (a waitpid(-1), or
+  // SIGCHLD ignored). Its pidfd polled readable all the same: the job fails
+  // now, with sig 0 and code -1, "status lost".
   int sig = 0, code = -1;
   if (r == 0) {
     if (si.si_code == CLD_EXITED) {
@@ -516,7 +519,7 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
     } else {
       sig = si.si_status;
     }
-  }  // else ECHILD: someone else reaped it (waitpid(-1) elsewhere); status unknown
+  }
 
   if (!w.ready && w.killed == kill_reason::none && !shutting_ && !broken()) {
     if (++startup_failures_ >= 3) {

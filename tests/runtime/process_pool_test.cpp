@@ -1150,6 +1150,30 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(run_self_with("CORING_PROCESS_POOL_TEST_SERVERS_LOST=1") == 0);
   }
 
+  TEST_CASE("a worker reaped by someone else fails its job at once with its exit status lost" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    // SIGCHLD ignored: the kernel reaps children itself, before the pool can.
+    struct sigaction ignore {}, saved {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGCHLD, &ignore, &saved);
+    auto f = pool.submit(exit3_job);
+    f.wait();
+    ::sigaction(SIGCHLD, &saved, nullptr);
+    try {
+      (void)f.get();
+      FAIL("no exception");
+    } catch (const coring::broken_worker& e) {
+      CHECK(e.pid() == pid);
+      CHECK(e.status_lost());
+      CHECK(std::string(e.what()).find("exit status was lost") != std::string::npos);
+      CHECK(std::string(e.what()).find("exit3_job") != std::string::npos);
+    }
+    CHECK(pool.submit(square, 4).get() == 16);  // replaced; the pool goes on
+    CHECK(zombie_children().empty());
+  }
+
   TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *
             doctest::timeout(30)) {
     coring::process_pool pool({.workers = 1});

@@ -59,16 +59,25 @@ class remote_error : public error {
 /// The worker running a job died (killed, crashed, or exited) before replying.
 /// The message names the pid, the signal or exit code, and the function:
 /// "worker 1234 running crash_job was killed by signal 11 (SIGSEGV)".
+///
+/// Workers are children of this process, so another part of it can reap one
+/// first (a waitpid(-1) or wait() loop, SIGCHLD set to SIG_IGN or
+/// SA_NOCLDWAIT): the job then still fails at once, with status_lost() true
+/// and a message saying that the exit status was lost.
 class broken_worker : public error {
  public:
-  /// `signal` is 0 when the worker exited with `exit_code`; `exit_code` is -1 when it was killed.
+  /// `signal` is 0 when the worker exited with `exit_code`; `exit_code` is -1
+  /// when it was killed; both (0 and -1) when its exit status was lost.
   broken_worker(int pid, int signal, int exit_code, std::string function);
   /// The worker's pid.
   [[nodiscard]] int pid() const noexcept { return pid_; }
   /// The signal that killed it, or 0.
   [[nodiscard]] int signal() const noexcept { return signal_; }
-  /// Its exit code, or -1 when killed by a signal.
+  /// Its exit code, or -1 when killed by a signal or when its status was lost.
   [[nodiscard]] int exit_code() const noexcept { return exit_code_; }
+  /// True when something else in this process reaped the worker first, so
+  /// that how it ended is unknown.
+  [[nodiscard]] bool status_lost() const noexcept { return signal_ == 0 && exit_code_ == -1; }
   /// The job's function.
   [[nodiscard]] const std::string& function() const noexcept { return function_; }
 
