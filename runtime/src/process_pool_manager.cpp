@@ -40,6 +40,8 @@ process_job_link::~process_job_link() {
   if (link) link->release();
 }
 
+std::string process_job::function() const { return named ? named->name : function_name(spec.fn); }
+
 process_pool_impl::process_pool_impl(const process_pool_options& opts)
     : opts_(opts), link_(new process_pool_link(this)) {
   target_ = opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
@@ -75,11 +77,18 @@ void process_pool_impl::submit(process_job_spec spec) {
   link_->add_ref();  // dropped with the job's state
   j->spec.link->link = link_;
   j->spec.state->on_cancel_running(&process_pool_link::on_cancel_running, link_);
+  if (const registered_job* r = find_registered_job(j->spec.fn)) {
+    // Registered by name: it travels by name (map's chunks have their own invoker).
+    if (j->spec.invoke == r->invoke_one || j->spec.invoke == r->invoke_chunk) {
+      j->named = r;
+      j->chunk = j->spec.invoke != r->invoke_one;
+    }
+  }
   std::exception_ptr refuse;
   {
     std::lock_guard lock(m_);
     if (!accepting_) {
-      refuse = std::make_exception_ptr(error("process pool is shut down: job " + function_name(j->spec.fn) + " refused"));
+      refuse = std::make_exception_ptr(error("process pool is shut down: job " + j->function() + " refused"));
     } else if (broken()) {
       refuse = std::make_exception_ptr(broken_pool(broken_message_));
     } else {
@@ -389,8 +398,14 @@ void process_pool_impl::dispatch(process_worker& w) noexcept {
 void process_pool_impl::send_job(process_worker& w) noexcept {
   process_job& j = *w.job;
   msg_header h{k_job, 0, j.id, reinterpret_cast<std::uintptr_t>(j.spec.invoke),
-               reinterpret_cast<std::uintptr_t>(j.spec.fn)};
-  send_result r = send_message(w.sock, h, {}, j.spec.args, true);
+               reinterpret_cast<std::uintptr_t>(j.spec.fn), 0, 0};
+  std::string_view name;
+  if (j.named) {
+    name = j.named->name;
+    h.flags = f_named | (j.chunk ? f_chunk : 0);
+    h.name_size = static_cast<std::uint32_t>(name.size());
+  }
+  send_result r = send_message(w.sock, h, name, j.spec.args, true);
   if (r.err == 0) {
     w.unsent = false;
     std::string().swap(j.spec.args);  // it will not be sent again
@@ -413,7 +428,7 @@ void process_pool_impl::send_job(process_worker& w) noexcept {
   // Our own failure (no descriptor or memory for the memfd, no buffer for the
   // message): the job fails with the errno; the worker did nothing wrong.
   fail_started(*back, std::make_exception_ptr(io_error(
-                          r.err, "process_pool: sending job " + function_name(back->spec.fn) + " to worker " +
+                          r.err, "process_pool: sending job " + back->function() + " to worker " +
                                      std::to_string(w.pid))));
 }
 
@@ -430,7 +445,7 @@ void process_pool_impl::read_replies(process_worker& w) noexcept {
         job_ptr j = std::move(w.job);
         dispatch(w);
         fail_started(*j, std::make_exception_ptr(io_error(
-                             EMFILE, "process_pool: receiving the result of job " + function_name(j->spec.fn) +
+                             EMFILE, "process_pool: receiving the result of job " + j->function() +
                                          " from worker " + std::to_string(w.pid))));
       } else if (h.kind == k_init_failed) {
         break_pool("the initializer raised an exception (in worker " + std::to_string(w.pid) +
@@ -487,7 +502,7 @@ void process_pool_impl::finish_reply(process_worker& w, const msg_header& h, std
   std::exception_ptr e;
   try {
     auto [type, message] = decode_all<std::string, std::string>(payload);
-    e = std::make_exception_ptr(remote_error(std::move(type), std::move(message), function_name(j->spec.fn)));
+    e = std::make_exception_ptr(remote_error(std::move(type), std::move(message), j->function()));
   } catch (...) {
     e = std::current_exception();
   }
@@ -543,7 +558,7 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
       } else if (w.killed == kill_reason::broken) {
         e = std::make_exception_ptr(broken_pool(broken_text()));
       } else {
-        e = std::make_exception_ptr(broken_worker(w.pid, sig, code, function_name(j->spec.fn)));
+        e = std::make_exception_ptr(broken_worker(w.pid, sig, code, j->function()));
       }
       fail_started(*j, std::move(e));
     }

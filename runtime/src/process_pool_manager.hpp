@@ -32,8 +32,13 @@ namespace coring::detail {
 
 /// One job as the manager holds it.
 struct process_job {
-  process_job_spec spec;  // what to run, and the future's state (one reference)
-  std::uint64_t id = 0;   // given when it is sent, to check the reply against
+  process_job_spec spec;                    // what to run, and the future's state (one reference)
+  std::uint64_t id = 0;                     // given when it is sent, to check the reply against
+  const registered_job* named = nullptr;    // its function's registration: it travels by name
+  bool chunk = false;                       // named: a chunk of process_pool::map
+
+  /// The job's function as messages name it: its registered name, else its symbol.
+  std::string function() const;
 };
 
 /// Why the manager SIGKILLed a worker.

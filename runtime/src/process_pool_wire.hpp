@@ -26,13 +26,24 @@ enum msg_kind : std::uint32_t {
   k_init_failed = 5,  // worker → main: as k_raised, from the initializer
 };
 constexpr std::uint32_t f_memfd = 1;  // the payload is in the attached memfd
+constexpr std::uint32_t f_named = 2;  // k_job: the payload starts with a registered job name
+constexpr std::uint32_t f_chunk = 4;  // k_job, f_named: a chunk of process_pool::map
 
+// A job names its function by address: invoker and fn are the addresses of
+// its process_invoker and function, valid in workers forked from this
+// program's image. With f_named it also names the function it was registered
+// under (CORING_REGISTER_JOB): the payload is then the name (name_size bytes),
+// then the arguments. A worker runs the registered function of that name,
+// and only if it has none, the addresses (a process not forked from this
+// image sends none: both 0).
 struct msg_header {
-  std::uint32_t kind;     // a msg_kind
-  std::uint32_t flags;    // f_memfd or 0
-  std::uint64_t id;       // the job's id (k_job, k_result, k_raised), else 0
-  std::uint64_t invoker;  // k_job: the process_invoker's address
-  std::uint64_t fn;       // k_job: the user's function's address
+  std::uint32_t kind;       // a msg_kind
+  std::uint32_t flags;      // f_memfd, f_named, f_chunk
+  std::uint64_t id;         // the job's id (k_job, k_result, k_raised), else 0
+  std::uint64_t invoker;    // k_job: the process_invoker's address, or 0
+  std::uint64_t fn;         // k_job: the user's function's address, or 0
+  std::uint32_t name_size;  // k_job, f_named: the length of the name that starts the payload
+  std::uint32_t unused;
 };
 
 /// Closes `fd` if it is open and sets it to -1.

@@ -6,7 +6,8 @@
 
 #include <doctest/doctest.h>
 
-#include "../../runtime/src/process_pool_wire.hpp"  // the wire format's own tests, at the end
+#include "../../runtime/src/process_pool_fork_server.hpp"  // a worker of our own, by name, at the end
+#include "../../runtime/src/process_pool_wire.hpp"         // the wire format's own tests, at the end
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -62,6 +63,15 @@ namespace {
 [[noreturn]] void run_victim(int fd);
 [[noreturn]] void run_lazy(const char* mode);
 [[noreturn]] void run_servers_lost();
+
+// Registered before the fork server starts (same priority, earlier in this
+// file), so that the workers it forks know the name: see "a worker runs a
+// job sent by its registered name alone". (CORING_REGISTER_JOB registers at
+// the default priority, after the server started: workers then fall back to
+// the addresses that come with the name.)
+int quadruple(int x) { return 4 * x; }
+__attribute__((init_priority(101))) const coring::detail::job_registration early_registration(quadruple,
+                                                                                               "tests.quadruple");
 
 struct start_fork_server_first {
   start_fork_server_first() {
@@ -150,6 +160,13 @@ int announce_and_sleep(std::string path, int ms) {
   }
   return sleep_ms(ms);
 }
+
+// Registered by name: they travel by name, and messages use it.
+int triple(int x) { return 3 * x; }
+int throws_registered(int) { throw std::logic_error("registered and thrown"); }
+CORING_REGISTER_JOB(triple);
+CORING_REGISTER_JOB_AS(&throws_registered, "tests.throws");
+CORING_REGISTER_JOB_AS([](std::string s) { return s + s; }, "tests.twice");
 
 // What /proc/<pid>/fd holds apart from stdin, stdout and stderr: the link targets.
 std::vector<std::string> descriptors_of(int pid) {
@@ -1174,6 +1191,96 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(zombie_children().empty());
   }
 
+  TEST_CASE("a registered job travels by name: results, errors and map chunks name it so" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 2});
+    CHECK(pool.submit(triple, 14).get() == 42);
+    auto failing = pool.submit(throws_registered, 1);  // outlives the catch: see the note at the top
+    try {
+      (void)failing.get();
+      FAIL("no exception");
+    } catch (const coring::remote_error& e) {
+      CHECK(e.function() == "tests.throws");
+      CHECK(e.type_name() == "std::logic_error");
+      CHECK(e.message() == "registered and thrown");
+    }
+    std::vector<int> out = coring::run(pool.map(triple, std::vector<int>{1, 2, 3, 4, 5}, {.chunk_size = 2}));
+    CHECK(out == std::vector<int>{3, 6, 9, 12, 15});
+  }
+
+  TEST_CASE("a process runs a job it receives by name, with no address from the sender" * doctest::timeout(10)) {
+    namespace d = coring::detail;
+    REQUIRE(d::find_registered_job("triple") != nullptr);
+    CHECK((d::find_registered_job("triple")->fn == reinterpret_cast<void (*)()>(&triple)));
+    coring::byte_writer out;
+    d::run_registered_job("triple", false, coring::encode_all(5), out);
+    CHECK(std::get<0>(coring::decode_all<int>(out.view())) == 15);
+    out.clear();
+    d::run_registered_job("triple", true, coring::encode_all(std::vector<int>{1, 2}), out);  // a map chunk
+    CHECK(std::get<0>(coring::decode_all<std::vector<int>>(out.view())) == std::vector<int>{3, 6});
+    out.clear();
+    d::run_registered_job("tests.twice", false, coring::encode_all(std::string("ab")), out);
+    CHECK(std::get<0>(coring::decode_all<std::string>(out.view())) == "abab");
+    CHECK(d::find_registered_job("throws_registered") == nullptr);  // registered under its other name
+    CHECK_THROWS_WITH_AS(d::run_registered_job("no.such.job", false, {}, out),
+                         doctest::Contains("no job named \"no.such.job\""), coring::error);
+    CHECK_THROWS_AS(d::run_registered_job("triple", false, "\x01", out), coring::decode_error);
+  }
+
+  TEST_CASE("a worker runs a job sent by its registered name alone, with no address" * doctest::timeout(30)) {
+    // What a process not forked from this image sends: names, never addresses.
+    namespace d = coring::detail;
+    d::spawned w = d::spawn_worker(nullptr, 0);
+    d::receiver r;
+    d::msg_header h{};
+    std::string_view payload;
+    REQUIRE(d::recv_message(w.sock, r, h, payload, false) == 1);
+    CHECK(h.kind == d::k_ready);
+    auto send_named = [&](std::uint64_t id, const std::string& name, const std::string& args) {
+      d::msg_header job{d::k_job, d::f_named, id, 0, 0, static_cast<std::uint32_t>(name.size()), 0};
+      return d::send_message(w.sock, job, name, args, false).err;
+    };
+    REQUIRE(send_named(7, "tests.quadruple", coring::encode_all(5)) == 0);
+    REQUIRE(d::recv_message(w.sock, r, h, payload, false) == 1);
+    CHECK(h.kind == d::k_result);
+    CHECK(h.id == 7);
+    CHECK(std::get<0>(coring::decode_all<int>(payload)) == 20);
+    // A name it does not know, and no address to fall back on: the job fails, the worker lives.
+    REQUIRE(send_named(8, "tests.unknown", coring::encode_all(5)) == 0);
+    REQUIRE(d::recv_message(w.sock, r, h, payload, false) == 1);
+    CHECK(h.kind == d::k_raised);
+    CHECK(h.id == 8);
+    auto [type, message] = coring::decode_all<std::string, std::string>(payload);
+    CHECK(type == "coring::error");
+    CHECK(message.find("no job named \"tests.unknown\"") != std::string::npos);
+    REQUIRE(send_named(9, "tests.quadruple", coring::encode_all(6)) == 0);
+    REQUIRE(d::recv_message(w.sock, r, h, payload, false) == 1);
+    CHECK(std::get<0>(coring::decode_all<int>(payload)) == 24);
+    ::close(w.sock);  // end of stream: the worker exits
+    siginfo_t si{};
+    CHECK(::waitid(P_PIDFD, static_cast<id_t>(w.pidfd), &si, WEXITED) == 0);
+    CHECK(si.si_code == CLD_EXITED);
+    CHECK(si.si_status == 0);
+    ::close(w.pidfd);
+  }
+
+  TEST_CASE("a job whose code is not loaded in the worker fails with remote_error; the worker lives" *
+            doctest::timeout(30)) {
+    // What a function of a library dlopen()ed after start_fork_server() looks like to a worker.
+    auto* not_loaded = reinterpret_cast<int (*)(int)>(std::uintptr_t{0x1000});
+    coring::process_pool pool({.workers = 1});
+    int pid = pool.submit(my_pid).get();
+    auto failing = pool.submit(not_loaded, 1);  // outlives the catch: see the note at the top
+    try {
+      (void)failing.get();
+      FAIL("no exception");
+    } catch (const coring::remote_error& e) {
+      CHECK(e.message().find("not loaded in the worker") != std::string::npos);
+      CHECK(e.function() == "job at 0x1000");
+    }
+    CHECK(pool.submit(my_pid).get() == pid);
+  }
+
   TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *
             doctest::timeout(30)) {
     coring::process_pool pool({.workers = 1});
@@ -1235,8 +1342,8 @@ TEST_SUITE("runtime/process_pool") {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     const int manager = sv[0], worker = sv[1];
-    CHECK(d::send_message(manager, {d::k_job, 0, 2, 0, 0}, "the next job").err == 0);  // never read
-    CHECK(d::send_message(worker, {d::k_result, 0, 1, 0, 0}, "the reply").err == 0);
+    CHECK(d::send_message(manager, {d::k_job, 0, 2, 0, 0, 0, 0}, "the next job").err == 0);  // never read
+    CHECK(d::send_message(worker, {d::k_result, 0, 1, 0, 0, 0, 0}, "the reply").err == 0);
     ::close(worker);  // the worker dies
     d::receiver r;
     d::msg_header h{};
