@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,8 +51,8 @@ enum request_kind : std::uint32_t {
 };
 
 struct spawn_request {
-  std::uint32_t kind;  // a request_kind
-  std::uint32_t unused;
+  std::uint32_t kind;    // a request_kind
+  std::uint32_t number;  // counts requests, for spawn_trace
   std::uint64_t initializer;
   std::uint64_t memory_limit;
 };
@@ -76,6 +78,23 @@ struct clone_args_v0 {
 // The descriptor number of the one socket a pool process keeps, beside
 // stdin, stdout and stderr.
 constexpr int own_socket = 3;
+
+// A page shared (MAP_SHARED, mapped before the first fork) by this process,
+// its fork servers and their children. A new child writes here, first thing,
+// the number of the request it answers and its pid (its server writes the
+// same as soon as clone3 returns): if the server dies before telling us
+// about the child, the child is still ours to reap, and this is how we learn
+// its pid. The request number tells a late write of an earlier child (which
+// may run after we have its reply) from the child of the request that failed.
+struct spawn_trace {
+  std::atomic<std::uint64_t> last_child{0};  // request number << 32 | pid
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the trace is shared between processes");
+
+std::uint64_t trace_word(std::uint32_t request, pid_t pid) noexcept {
+  return std::uint64_t{request} << 32 | static_cast<std::uint32_t>(pid);
+}
+spawn_trace* trace = nullptr;  // set before the first fork; the same address in every process since
 
 void close_from(int first) noexcept {
   if (::close_range(static_cast<unsigned>(first), ~0U, 0) == 0) return;
@@ -167,11 +186,13 @@ void reset_signals() noexcept {
     args.exit_signal = 0;  // with CLONE_PARENT the kernel uses our own exit signal (SIGCHLD)
     long pid = ::syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) {
+      trace->last_child.store(trace_word(req.number, ::getpid()), std::memory_order_relaxed);
       if (req.kind == r_standby) become_fork_server(sv[1], sv[0], parent);
       keep_only(sv[1], sv[0]);  // our own socket, at own_socket, is replaced by the worker's
       worker_main(own_socket, parent, reinterpret_cast<void (*)()>(static_cast<std::uintptr_t>(req.initializer)),
                   static_cast<std::size_t>(req.memory_limit));
     }
+    if (pid > 0) trace->last_child.store(trace_word(req.number, static_cast<pid_t>(pid)), std::memory_order_relaxed);
     ::close(sv[1]);
     if (pid < 0) {
       reply.err = errno;
@@ -219,6 +240,7 @@ fork_server& server() {
 // reply that reports an error.
 struct server_gone {};
 
+
 // Threads of this process other than io_uring's kernel workers (iou-wrk-*, iou-sqp-*).
 int count_threads() {
   DIR* d = ::opendir("/proc/self/task");
@@ -255,6 +277,16 @@ void reap_unreceived(pid_t pid, int pidfd) noexcept {
   }
 }
 
+// The server died during a request: if it had already cloned the child, the
+// child is ours (CLONE_PARENT) and will exit on its own, its socket's other
+// end gone; end and reap it, or it stays a zombie. Its pid cannot have been
+// reused: it is unreaped.
+void reap_orphan(std::uint32_t request) noexcept {
+  std::uint64_t word = trace->last_child.load(std::memory_order_relaxed);
+  auto orphan = static_cast<pid_t>(word & 0xffffffffu);
+  if (word >> 32 == request && orphan > 0) reap_unreceived(orphan, -1);
+}
+
 // True if the server process has exited (its pidfd polls readable).
 bool has_exited(const server_process& p) noexcept {
   if (p.pid == 0) return false;
@@ -286,7 +318,8 @@ std::string end_and_reap(server_process& p) noexcept {
 // Asks the server `p` for a new process of kind `kind`.
 // Errors: server_gone if it is gone; spawn_failure for a failure of the moment.
 spawned request(server_process& p, request_kind kind, void (*initializer)(), std::size_t memory_limit) {
-  spawn_request req{kind, 0, reinterpret_cast<std::uintptr_t>(initializer), memory_limit};
+  static std::uint32_t requests = 0;  // under the fork server's mutex
+  spawn_request req{kind, ++requests, reinterpret_cast<std::uintptr_t>(initializer), memory_limit};
   ssize_t n;
   do {
     n = ::send(p.sock, &req, sizeof req, MSG_NOSIGNAL);
@@ -300,7 +333,10 @@ spawned request(server_process& p, request_kind kind, void (*initializer)(), std
   if (n != static_cast<ssize_t>(sizeof reply)) {
     close_fd(fds[0]);
     close_fd(fds[1]);
-    throw server_gone{};  // end of stream, or an error on a socket only it writes to
+    // End of stream, or an error on a socket only it writes to.
+    ::syscall(SYS_pidfd_send_signal, p.pidfd, SIGKILL, nullptr, 0);
+    reap_orphan(req.number);
+    throw server_gone{};
   }
   const char* what = kind == r_worker ? "a worker" : "a standby fork server";
   if (reply.err != 0) {
@@ -369,6 +405,11 @@ void reap_exited_locked(fork_server& s) {
 void start_server_locked(fork_server& s, bool check_threads) {
   pid_t me = ::getpid();
   if (s.owner == me && s.primary.pid != 0) return;
+  if (!trace) {
+    void* page = ::mmap(nullptr, sizeof(spawn_trace), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) throw io_error(errno, "process_pool: mapping the fork server's shared page");
+    trace = new (page) spawn_trace;
+  }
   if (s.owner != me) {
     // Inherited through fork(): those servers belong to our parent. Drop our copies.
     for (server_process* p : {&s.primary, &s.standby}) {

@@ -1162,6 +1162,27 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(eventually([] { return zombie_children().empty(); }));
   }
 
+  TEST_CASE("killing the fork server again and again while workers start loses no job and leaves no zombie" *
+            doctest::timeout(120)) {
+    // A server killed between cloning a worker and telling us about it leaves
+    // a child of ours that no one else knows: it must be reaped too.
+    coring::process_pool pool({.workers = 2, .max_tasks_per_child = 1});  // every job needs a new worker
+    std::mt19937 rng(99);
+    std::uniform_int_distribution<int> jitter_us(0, 2000);
+    const int rounds = long_stress() ? 200 : 15;
+    for (int round = 0; round < rounds; ++round) {
+      CAPTURE(round);
+      REQUIRE(eventually([] { return coring::detail::fork_server_standby_pid() > 0; }));
+      std::vector<coring::future<int>> fs;
+      for (int i = 0; i < 6; ++i) fs.push_back(pool.submit(square, i));
+      std::this_thread::sleep_for(std::chrono::microseconds(jitter_us(rng)));
+      ::kill(coring::detail::fork_server_pid(), SIGKILL);
+      for (int i = 0; i < 6; ++i) CHECK(fs[static_cast<std::size_t>(i)].get() == i * i);
+    }
+    CHECK_FALSE(pool.broken());
+    CHECK(eventually([] { return zombie_children().empty(); }));
+  }
+
   TEST_CASE("when the fork server and its standby die together, a pool needing a worker breaks, naming them" *
             doctest::timeout(30)) {
     CHECK(run_self_with("CORING_PROCESS_POOL_TEST_SERVERS_LOST=1") == 0);
