@@ -1140,47 +1140,55 @@ TEST_SUITE("runtime/process_pool") {
   }
 
   TEST_CASE("a dead fork server is reaped and its standby takes over; pools go on" * doctest::timeout(30)) {
-    coring::process_pool pool({.workers = 1, .max_tasks_per_child = 1});
-    CHECK(pool.submit(square, 2).get() == 4);
-    const int server = coring::detail::fork_server_pid();
-    const int standby = coring::detail::fork_server_standby_pid();
-    REQUIRE(server > 0);
-    REQUIRE(standby > 0);
-    ::kill(server, SIGKILL);
-    // Seen through the pool's ring and reaped at once, with no job asking for a worker.
-    CHECK(eventually([&] { return coring::detail::fork_server_pid() == standby; }));
-    CHECK(eventually([] { return zombie_children().empty(); }));
-    const int spare = coring::detail::fork_server_standby_pid();
-    CHECK(spare > 0);
-    CHECK(spare != standby);
-    for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);  // each on a new worker
-    // And again: the new server dies while a worker is being asked for.
-    ::kill(standby, SIGKILL);
-    for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);
-    CHECK(coring::detail::fork_server_pid() == spare);
-    CHECK_FALSE(pool.broken());
-    CHECK(eventually([] { return zombie_children().empty(); }));
+    const int fds_before = settled_fd_count();
+    {
+      coring::process_pool pool({.workers = 1, .max_tasks_per_child = 1});
+      CHECK(pool.submit(square, 2).get() == 4);
+      const int server = coring::detail::fork_server_pid();
+      const int standby = coring::detail::fork_server_standby_pid();
+      REQUIRE(server > 0);
+      REQUIRE(standby > 0);
+      ::kill(server, SIGKILL);
+      // Seen through the pool's ring and reaped at once, with no job asking for a worker.
+      CHECK(eventually([&] { return coring::detail::fork_server_pid() == standby; }));
+      CHECK(eventually([] { return zombie_children().empty(); }));
+      const int spare = coring::detail::fork_server_standby_pid();
+      CHECK(spare > 0);
+      CHECK(spare != standby);
+      for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);  // each on a new worker
+      // And again: the new server dies while a worker is being asked for.
+      ::kill(standby, SIGKILL);
+      for (int i = 0; i < 3; ++i) CHECK(pool.submit(square, i).get() == i * i);
+      CHECK(coring::detail::fork_server_pid() == spare);
+      CHECK_FALSE(pool.broken());
+      CHECK(eventually([] { return zombie_children().empty(); }));
+    }
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("killing the fork server again and again while workers start loses no job and leaves no zombie" *
             doctest::timeout(120)) {
-    // A server killed between cloning a worker and telling us about it leaves
-    // a child of ours that no one else knows: it must be reaped too.
-    coring::process_pool pool({.workers = 2, .max_tasks_per_child = 1});  // every job needs a new worker
-    std::mt19937 rng(99);
-    std::uniform_int_distribution<int> jitter_us(0, 2000);
-    const int rounds = long_stress() ? 200 : 15;
-    for (int round = 0; round < rounds; ++round) {
-      CAPTURE(round);
-      REQUIRE(eventually([] { return coring::detail::fork_server_standby_pid() > 0; }));
-      std::vector<coring::future<int>> fs;
-      for (int i = 0; i < 6; ++i) fs.push_back(pool.submit(square, i));
-      std::this_thread::sleep_for(std::chrono::microseconds(jitter_us(rng)));
-      ::kill(coring::detail::fork_server_pid(), SIGKILL);
-      for (int i = 0; i < 6; ++i) CHECK(fs[static_cast<std::size_t>(i)].get() == i * i);
+    const int fds_before = settled_fd_count();
+    {
+      // A server killed between cloning a worker and telling us about it leaves
+      // a child of ours that no one else knows: it must be reaped too.
+      coring::process_pool pool({.workers = 2, .max_tasks_per_child = 1});  // every job needs a new worker
+      std::mt19937 rng(99);
+      std::uniform_int_distribution<int> jitter_us(0, 2000);
+      const int rounds = long_stress() ? 200 : 15;
+      for (int round = 0; round < rounds; ++round) {
+        CAPTURE(round);
+        REQUIRE(eventually([] { return coring::detail::fork_server_standby_pid() > 0; }));
+        std::vector<coring::future<int>> fs;
+        for (int i = 0; i < 6; ++i) fs.push_back(pool.submit(square, i));
+        std::this_thread::sleep_for(std::chrono::microseconds(jitter_us(rng)));
+        ::kill(coring::detail::fork_server_pid(), SIGKILL);
+        for (int i = 0; i < 6; ++i) CHECK(fs[static_cast<std::size_t>(i)].get() == i * i);
+      }
+      CHECK_FALSE(pool.broken());
+      CHECK(eventually([] { return zombie_children().empty(); }));
     }
-    CHECK_FALSE(pool.broken());
-    CHECK(eventually([] { return zombie_children().empty(); }));
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("when the fork server and its standby die together, a pool needing a worker breaks, naming them" *
@@ -1190,26 +1198,30 @@ TEST_SUITE("runtime/process_pool") {
 
   TEST_CASE("a worker reaped by someone else fails its job at once with its exit status lost" *
             doctest::timeout(30)) {
-    coring::process_pool pool({.workers = 1});
-    int pid = pool.submit(my_pid).get();
-    // SIGCHLD ignored: the kernel reaps children itself, before the pool can.
-    struct sigaction ignore {}, saved {};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGCHLD, &ignore, &saved);
-    auto f = pool.submit(exit3_job);
-    f.wait();
-    ::sigaction(SIGCHLD, &saved, nullptr);
-    try {
-      (void)f.get();
-      FAIL("no exception");
-    } catch (const coring::broken_worker& e) {
-      CHECK(e.pid() == pid);
-      CHECK(e.status_lost());
-      CHECK(std::string(e.what()).find("exit status was lost") != std::string::npos);
-      CHECK(std::string(e.what()).find("exit3_job") != std::string::npos);
+    const int fds_before = settled_fd_count();
+    {
+      coring::process_pool pool({.workers = 1});
+      int pid = pool.submit(my_pid).get();
+      // SIGCHLD ignored: the kernel reaps children itself, before the pool can.
+      struct sigaction ignore {}, saved {};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGCHLD, &ignore, &saved);
+      auto f = pool.submit(exit3_job);
+      f.wait();
+      ::sigaction(SIGCHLD, &saved, nullptr);
+      try {
+        (void)f.get();
+        FAIL("no exception");
+      } catch (const coring::broken_worker& e) {
+        CHECK(e.pid() == pid);
+        CHECK(e.status_lost());
+        CHECK(std::string(e.what()).find("exit status was lost") != std::string::npos);
+        CHECK(std::string(e.what()).find("exit3_job") != std::string::npos);
+      }
+      CHECK(pool.submit(square, 4).get() == 16);  // replaced; the pool goes on
+      CHECK(zombie_children().empty());
     }
-    CHECK(pool.submit(square, 4).get() == 16);  // replaced; the pool goes on
-    CHECK(zombie_children().empty());
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("a registered job travels by name: results, errors and map chunks name it so" *
@@ -1304,55 +1316,67 @@ TEST_SUITE("runtime/process_pool") {
 
   TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *
             doctest::timeout(30)) {
-    coring::process_pool pool({.workers = 1});
-    int pid = pool.submit(my_pid).get();
-    coring::future<std::string> f;
+    const int fds_before = settled_fd_count();
     {
-      no_free_descriptors limit;  // (only wait under it: see no_free_descriptors)
-      f = pool.submit(reverse_copy, std::string(100000, 'a'));
-      f.wait();
+      coring::process_pool pool({.workers = 1});
+      int pid = pool.submit(my_pid).get();
+      coring::future<std::string> f;
+      {
+        no_free_descriptors limit;  // (only wait under it: see no_free_descriptors)
+        f = pool.submit(reverse_copy, std::string(100000, 'a'));
+        f.wait();
+      }
+      CHECK(io_errno_of(f) == EMFILE);
+      CHECK(pool.submit(my_pid).get() == pid);
+      CHECK(pool.submit(reverse_copy, std::string(100000, 'b')).get().size() == 100000);
+      CHECK(!pool.broken());
     }
-    CHECK(io_errno_of(f) == EMFILE);
-    CHECK(pool.submit(my_pid).get() == pid);
-    CHECK(pool.submit(reverse_copy, std::string(100000, 'b')).get().size() == 100000);
-    CHECK(!pool.broken());
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("a large result whose memfd cannot be received fails that job with EMFILE; the worker lives" *
             doctest::timeout(30)) {
-    coring::process_pool pool({.workers = 1});
-    int pid = pool.submit(my_pid).get();
-    coring::future<std::string> f;
+    const int fds_before = settled_fd_count();
     {
-      no_free_descriptors limit;
-      f = pool.submit(make_string, std::size_t{100000});
-      f.wait();
+      coring::process_pool pool({.workers = 1});
+      int pid = pool.submit(my_pid).get();
+      coring::future<std::string> f;
+      {
+        no_free_descriptors limit;
+        f = pool.submit(make_string, std::size_t{100000});
+        f.wait();
+      }
+      CHECK(io_errno_of(f) == EMFILE);
+      CHECK(pool.submit(my_pid).get() == pid);
+      CHECK(pool.submit(make_string, std::size_t{100000}).get().size() == 100000);
     }
-    CHECK(io_errno_of(f) == EMFILE);
-    CHECK(pool.submit(my_pid).get() == pid);
-    CHECK(pool.submit(make_string, std::size_t{100000}).get().size() == 100000);
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("EMFILE while receiving a new worker's descriptors fails the job, leaves no zombie, and the pool "
             "recovers" * doctest::timeout(30)) {
+    const int fds_before = settled_fd_count();
     // Below the pool's own descriptors: those its dead worker frees cannot be reused.
     const int below_the_pool = lowest_free_descriptor();
-    coring::process_pool pool({.workers = 1});
-    int pid = pool.submit(my_pid).get();
-    coring::future<int> f;
     {
-      no_free_descriptors limit(below_the_pool);
-      ::kill(pid, SIGKILL);  // its replacement's descriptors cannot be received
-      while (::kill(pid, 0) == 0) std::this_thread::sleep_for(1ms);  // until reaped (/proc is out of reach)
-      f = pool.submit(square, 3);
-      f.wait();
+      coring::process_pool pool({.workers = 1});
+      int pid = pool.submit(my_pid).get();
+      coring::future<int> f;
+      {
+        no_free_descriptors limit(below_the_pool);
+        ::kill(pid, SIGKILL);  // its replacement's descriptors cannot be received
+        while (::kill(pid, 0) == 0) std::this_thread::sleep_for(1ms);  // until reaped (/proc is out of reach)
+        f = pool.submit(square, 3);
+        f.wait();
+      }
+      CHECK(io_errno_of(f) == EMFILE);
+      CHECK(eventually([] { return zombie_children().empty(); }));
+      CHECK_FALSE(pool.broken());
+      int pid2 = pool.submit(my_pid).get();
+      CHECK(pid2 != pid);
+      CHECK(zombie_children().empty());
     }
-    CHECK(io_errno_of(f) == EMFILE);
-    CHECK(eventually([] { return zombie_children().empty(); }));
-    CHECK_FALSE(pool.broken());
-    int pid2 = pool.submit(my_pid).get();
-    CHECK(pid2 != pid);
-    CHECK(zombie_children().empty());
+    CHECK(fd_count_returns_to(fds_before));
   }
 
   TEST_CASE("a reply queued before its worker died is read after the ECONNRESET that reports the death" *

@@ -90,8 +90,9 @@ class broken_worker : public error {
 };
 
 /// The pool cannot run jobs any more: the initializer failed, workers kept
-/// dying during start-up, or the fork server is gone. Every pending and later
-/// job fails with it; the message says why.
+/// dying during start-up, or no fork server is left (the server and its
+/// standby both died). Every pending and later job fails with it; the
+/// message says why.
 class broken_pool : public error {
  public:
   using error::error;
