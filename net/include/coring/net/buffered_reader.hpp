@@ -173,8 +173,10 @@ task<std::string_view> buffered_reader<Stream>::read_until(std::string_view deli
       throw limit_error("read_until: no delimiter within the first " + std::to_string(max) + " bytes");
     }
     scanned = have.size() >= delimiter.size() ? have.size() - delimiter.size() + 1 : 0;
-    if (!co_await fill(max)) co_return take(buffered());
+    const bool more = co_await fill(max);
+    if (!more) break;
   }
+  co_return take(buffered());  // end of stream: what was left
 }
 
 template <byte_stream Stream>
@@ -188,10 +190,12 @@ task<std::optional<std::string_view>> buffered_reader<Stream>::read_line(std::si
 
 template <byte_stream Stream>
 task<std::string_view> buffered_reader<Stream>::read_exactly(std::size_t n) {
+  // (g++ 12 miscompiles `if (!co_await ...) co_return` in a loop here: SIGILL.)
   while (buffered() < n) {
-    if (!co_await fill(n)) co_return take(buffered());
+    const bool more = co_await fill(n);
+    if (!more) break;
   }
-  co_return take(n);
+  co_return take(std::min(n, buffered()));
 }
 
 template <byte_stream Stream>
