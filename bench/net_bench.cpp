@@ -1,0 +1,314 @@
+// net_bench: TCP echo servers compared on loopback — coring, a minimal raw
+// liburing echo (bench/net_liburing_baseline.cpp) and a Boost.Asio C++20
+// coroutine echo (bench/net_asio_baseline.cpp) — in the same run, each
+// server pinned to CPU 0 and this program's load generator (plain blocking
+// sockets and epoll, the same for all three) pinned to CPU 1.
+//
+//   build/release/bench/net_bench            # both workloads, median of 3 runs, then idle memory
+//   RUNS=5 build/release/bench/net_bench
+//   build/release/bench/net_bench --serve    # just the coring echo server (prints "port N")
+//
+// Workloads and units:
+//   ping-pong   1 connection, 64-byte message, 20,000 round trips: µs per round trip (lower is better)
+//   throughput  100 connections, each echoing 16 KiB messages back to back, 400 messages each
+//               (625 MiB each way): MiB/s echoed (higher is better)
+//   idle        10,000 accepted connections each waiting in a read: the server's RSS growth
+//               per connection, measured between 100 and 10,100 open connections (bytes)
+// Ratios: coring's figure against each baseline's, >1 meaning coring is better.
+
+#include <coring/coring.hpp>
+#include <coring/net.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace net = coring::net;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// ---------------------------------------------------------------- the coring server
+
+coring::task<> echo(net::tcp_stream conn) {
+  for (;;) {
+    net::lent_buffer data = co_await conn.read_lent();
+    if (data.empty()) break;
+    co_await conn.write_all(data.bytes());
+  }
+}
+
+coring::task<> serve() {
+  auto listener = net::tcp_listener::bind(net::address::loopback_v4(0));
+  std::printf("port %u\n", static_cast<unsigned>(listener.local_address().port()));
+  std::fflush(stdout);
+  for (;;) (void)coring::spawn(echo(co_await listener.accept()));  // detached: killed with the process
+}
+
+// ---------------------------------------------------------------- processes
+
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (::sched_setaffinity(0, sizeof set, &set) != 0) std::perror("net_bench: sched_setaffinity");
+}
+
+struct server_process {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+};
+
+// Starts `argv` pinned to CPU 0 and reads the "port N" line it prints.
+server_process start_server(std::vector<std::string> argv) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) std::exit(1);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    pin_to(0);
+    ::dup2(p[1], 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::perror("net_bench: exec");
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  std::string line;
+  char c;
+  while (::read(p[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(p[0]);
+  server_process s{pid, 0};
+  if (std::sscanf(line.c_str(), "port %hu", &s.port) != 1) {
+    std::fprintf(stderr, "net_bench: %s did not start (said \"%s\")\n", argv[0].c_str(), line.c_str());
+    std::exit(1);
+  }
+  return s;
+}
+
+void stop_server(server_process& s) {
+  ::kill(s.pid, SIGTERM);
+  ::waitpid(s.pid, nullptr, 0);
+}
+
+long rss_of(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/statm";
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  long size = 0, resident = 0;
+  if (!f || std::fscanf(f, "%ld %ld", &size, &resident) != 2) return -1;
+  std::fclose(f);
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+// ---------------------------------------------------------------- the load generator
+
+int connect_to(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  while (::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
+    if (errno != EINTR) {
+      std::perror("net_bench: connect");
+      std::exit(1);
+    }
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+void send_all(int fd, const char* p, std::size_t n) {
+  while (n) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0) std::exit(1);
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+void recv_all(int fd, char* p, std::size_t n) {
+  while (n) {
+    ssize_t r = ::recv(fd, p, n, 0);
+    if (r <= 0) std::exit(1);
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+// µs per 64-byte round trip.
+double ping_pong(std::uint16_t port, int rounds) {
+  int fd = connect_to(port);
+  char msg[64] = {}, back[64];
+  for (int i = 0; i < 1000; ++i) {  // warm up
+    send_all(fd, msg, sizeof msg);
+    recv_all(fd, back, sizeof back);
+  }
+  auto start = clock_type::now();
+  for (int i = 0; i < rounds; ++i) {
+    send_all(fd, msg, sizeof msg);
+    recv_all(fd, back, sizeof back);
+  }
+  double us = std::chrono::duration<double, std::micro>(clock_type::now() - start).count() / rounds;
+  ::close(fd);
+  return us;
+}
+
+// MiB/s echoed: `conns` connections, each sending a message of `size` bytes,
+// reading it back, `messages` times; all driven by one epoll loop.
+double throughput(std::uint16_t port, int conns, std::size_t size, int messages) {
+  struct conn {
+    int fd;
+    std::size_t sent = 0, received = 0;
+    int done = 0;
+  };
+  std::vector<conn> cs(static_cast<std::size_t>(conns));
+  std::vector<char> out(size, 'x'), in(size);
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    cs[i].fd = connect_to(port);
+    ::fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{EPOLLIN | EPOLLOUT, {.u64 = i}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+  }
+  int finished = 0;
+  auto start = clock_type::now();
+  std::vector<epoll_event> evs(256);
+  while (finished < conns) {
+    int n = ::epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 5000);
+    if (n <= 0) {
+      std::fprintf(stderr, "net_bench: throughput run stalled\n");
+      std::exit(1);
+    }
+    for (int k = 0; k < n; ++k) {
+      conn& c = cs[evs[static_cast<std::size_t>(k)].data.u64];
+      if (c.done == messages) continue;
+      if (c.sent < size) {
+        ssize_t w = ::send(c.fd, out.data() + c.sent, size - c.sent, MSG_NOSIGNAL);
+        if (w > 0) c.sent += static_cast<std::size_t>(w);
+      }
+      for (;;) {
+        ssize_t r = ::recv(c.fd, in.data(), std::min(in.size(), size - c.received), 0);
+        if (r <= 0) break;
+        c.received += static_cast<std::size_t>(r);
+        if (c.received == size) {
+          c.sent = c.received = 0;
+          if (++c.done == messages) {
+            ++finished;
+            break;
+          }
+          ssize_t w = ::send(c.fd, out.data(), size, MSG_NOSIGNAL);
+          if (w > 0) c.sent = static_cast<std::size_t>(w);
+        }
+      }
+    }
+  }
+  double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  for (auto& c : cs) ::close(c.fd);
+  ::close(ep);
+  return static_cast<double>(size) * conns * messages / (1 << 20) / seconds;
+}
+
+// The server's RSS growth per connection between `warm` and `warm + n` idle connections.
+double idle_bytes_per_connection(server_process& s, int warm, int n) {
+  std::vector<int> fds;
+  for (int i = 0; i < warm; ++i) fds.push_back(connect_to(s.port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long before = rss_of(s.pid);
+  for (int i = 0; i < n; ++i) fds.push_back(connect_to(s.port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const long after = rss_of(s.pid);
+  for (int fd : fds) ::close(fd);
+  return static_cast<double>(after - before) / n;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string sibling(const std::string& name) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
+  return path.substr(0, path.rfind('/') + 1) + name;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--serve") == 0) {
+    coring::run(serve());
+    return 0;
+  }
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);  // the servers inherit it
+  pin_to(1);
+  const int runs = std::getenv("RUNS") ? std::atoi(std::getenv("RUNS")) : 3;
+  constexpr int rounds = 20'000, conns = 100, messages = 400;
+  constexpr std::size_t message = 16384;
+  const int idle = std::min<int>(10'000, static_cast<int>(lim.rlim_cur) - 200);
+
+  struct server_kind {
+    const char* name;
+    std::vector<std::string> argv;
+    std::vector<double> rtt, mibs;
+    double idle_bytes = 0;
+  };
+  std::vector<server_kind> kinds = {
+      {"raw liburing", {sibling("net_liburing_baseline")}, {}, {}},
+      {"Boost.Asio", {sibling("net_asio_baseline")}, {}, {}},
+      {"coring", {sibling("net_bench"), "--serve"}, {}, {}},
+  };
+  std::printf("net_bench: servers on CPU 0, load generator on CPU 1, %d runs (median)\n", runs);
+  for (int run = 0; run < runs; ++run) {
+    for (auto& k : kinds) {  // interleaved, so that drift of the machine hits all alike
+      server_process s = start_server(k.argv);
+      k.rtt.push_back(ping_pong(s.port, rounds));
+      k.mibs.push_back(throughput(s.port, conns, message, messages));
+      std::printf("  run %d %-13s ping-pong %6.2f us   throughput %7.0f MiB/s\n", run + 1, k.name, k.rtt.back(),
+                  k.mibs.back());
+      std::fflush(stdout);
+      stop_server(s);
+    }
+  }
+  for (auto& k : kinds) {
+    server_process s = start_server(k.argv);
+    k.idle_bytes = idle_bytes_per_connection(s, 100, idle);
+    stop_server(s);
+  }
+
+  const server_kind& raw = kinds[0];
+  const server_kind& asio = kinds[1];
+  const server_kind& co = kinds[2];
+  const double co_rtt = median(co.rtt), co_mibs = median(co.mibs);
+  std::printf("\n| workload | raw liburing | Boost.Asio | coring | coring vs raw liburing | coring vs Asio |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  std::printf("| ping-pong, 1 connection, 64 B (µs per round trip) | %.2f | %.2f | %.2f | %.3f× | %.3f× |\n",
+              median(raw.rtt), median(asio.rtt), co_rtt, median(raw.rtt) / co_rtt, median(asio.rtt) / co_rtt);
+  std::printf("| throughput, 100 connections, 16 KiB messages (MiB/s) | %.0f | %.0f | %.0f | %.3f× | %.3f× |\n",
+              median(raw.mibs), median(asio.mibs), co_mibs, co_mibs / median(raw.mibs), co_mibs / median(asio.mibs));
+  std::printf("| idle accepted connections, %d open (RSS bytes per connection) | %.0f | %.0f | %.0f | %.2f× | %.2f× |\n",
+              idle, raw.idle_bytes, asio.idle_bytes, co.idle_bytes, raw.idle_bytes / co.idle_bytes,
+              asio.idle_bytes / co.idle_bytes);
+  std::printf("\n(ratios: >1 means coring is better — faster, or less memory)\n");
+}
