@@ -94,6 +94,7 @@ task<> echo_test(std::size_t size, bool lent) {
     tcp_stream conn = co_await l.accept();
     CHECK(conn.peer().is_loopback());
     CHECK(conn.lends_buffers());
+    CHECK(conn.nodelay());  // inherited from the listening socket
     if (lent) {
       co_await echo_lent(std::move(conn));
     } else {
