@@ -63,6 +63,7 @@ class listener_core : public coring::detail::completion, public coring::detail::
     w.fd_ = ready_.front();
     ready_.pop_front();
     w.outcome_ = accept_waiter::outcome::delivered;
+    settle(w);
     if (ready_.size() < high_water / 2) arm();
     return true;
   }
@@ -71,6 +72,7 @@ class listener_core : public coring::detail::completion, public coring::detail::
     if (fatal_ != 0) {
       w.outcome_ = accept_waiter::outcome::failed;
       w.error_ = fatal_;
+      settle(w);
       return;
     }
     w.prev_ = tail_;
@@ -84,8 +86,15 @@ class listener_core : public coring::detail::completion, public coring::detail::
     (w.next_ ? w.next_->prev_ : tail_) = w.prev_;
     w.next_ = w.prev_ = nullptr;
   }
+  /// Gives a waiter whose wait has ended what take() needs, so that it never
+  /// looks at us again.
+  void settle(accept_waiter& w) noexcept {
+    w.where_ = local_;
+    if (w.outcome_ == accept_waiter::outcome::delivered) w.pool_ = pool_for_stream();
+  }
   /// Ends a waiter's wait: takes it off the list and its timer off the heap, resumes it.
   void finish(accept_waiter& w) noexcept {
+    settle(w);
     unlink(w);
     if (w.heap_index != timer_node::not_queued) loop_access::remove_timer(*loop_, w);
     if (w.node_ && w.node_->leaf == &w) w.node_->leaf = nullptr;
@@ -271,6 +280,11 @@ accept_waiter::accept_waiter(listener_core* core, std::chrono::nanoseconds timeo
     : cancel_hook{&on_cancel}, timer_node{0, &on_timeout}, core_(core),
       timeout_ns_(coring::detail::timeout_ns(timeout)) {}
 
+accept_waiter::~accept_waiter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (pool_) pool_->release();
+}
+
 bool accept_waiter::await_ready() noexcept {
   try {
     return core_->take_queued(*this);
@@ -314,20 +328,18 @@ accepted_socket accept_waiter::take() {
   switch (outcome_) {
     case outcome::delivered: {
       const int fd = std::exchange(fd_, -1);
-      address peer = core_->local();
-      if (peer.is_ip()) peer = peer_of(fd);
-      return {fd, peer, core_->pool_for_stream()};
+      return {fd, where_.is_ip() ? peer_of(fd) : where_, std::exchange(pool_, nullptr)};
     }
     case outcome::cancelled:
       coring::detail::consume_cancel(node_);
       throw cancelled{};
     case outcome::timed_out:
-      throw timeout_error("accept on " + core_->local().to_string() + ": timed out after " +
+      throw timeout_error("accept on " + where_.to_string() + ": timed out after " +
                           std::to_string(timeout_ns_ / 1'000'000) + " ms");
     case outcome::failed:
     default:
-      if (error_ == 0) throw io_error(ECANCELED, "accept on " + core_->local().to_string() + ": the listener was closed");
-      throw io_error(error_, "accept on " + core_->local().to_string());
+      if (error_ == 0) throw io_error(ECANCELED, "accept on " + where_.to_string() + ": the listener was closed");
+      throw io_error(error_, "accept on " + where_.to_string());
   }
 }
 

@@ -12,6 +12,19 @@
 
 namespace coring::net {
 
+namespace {
+// A read buffer of our own, or null. (Plain new[] in a try rather than
+// new(std::nothrow): lent_buffer frees it with delete[], and a program that
+// replaces only the throwing operator new must see matching pairs.)
+std::byte* own_buffer(std::size_t n) noexcept {
+  try {
+    return new std::byte[n];
+  } catch (...) {
+    return nullptr;
+  }
+}
+}  // namespace
+
 namespace detail {
 void retain(buffer_pool* pool) noexcept { pool->retain(); }
 void release(buffer_pool* pool) noexcept { pool->release(); }
@@ -143,7 +156,7 @@ void shutdown_operation::await_resume() {
 lent_read_operation::lent_read_operation(const socket_stream& s, const io_options& o) noexcept
     : socket_operation(&prep, o.timeout, &step), stream_(&s) {
   if (!s.pool()) {
-    own_ = new (std::nothrow) std::byte[own_size];
+    own_ = own_buffer(own_size);
     no_memory_ = own_ == nullptr;
   }
 }
@@ -171,7 +184,7 @@ bool lent_read_operation::step(detail::socket_operation& op, int res, unsigned) 
   // Every buffer of the pool is lent out: make more, or past the pool's
   // limit read into one of our own.
   if (!self.stream_->pool()->grow()) {
-    self.own_ = new (std::nothrow) std::byte[own_size];
+    self.own_ = own_buffer(own_size);
     if (!self.own_) return true;
   }
   return !self.resubmit();

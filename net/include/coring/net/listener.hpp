@@ -80,6 +80,8 @@ struct accepted_socket {
 class accept_waiter : public coring::detail::cancel_hook, public coring::detail::timer_node {
  public:
   accept_waiter(listener_core* core, std::chrono::nanoseconds timeout) noexcept;
+  /// Closes a connection handed over and never taken.
+  ~accept_waiter();
   accept_waiter(const accept_waiter&) = delete;
   accept_waiter& operator=(const accept_waiter&) = delete;
 
@@ -114,6 +116,10 @@ class accept_waiter : public coring::detail::cancel_hook, public coring::detail:
   int fd_ = -1;                                  // the connection handed over
   int error_ = 0;                                // errno when failed (0: the listener was closed)
   outcome outcome_ = outcome::waiting;           // how the wait ended
+  // Copied when the wait ends, so that take() never touches the listener,
+  // which may be closed (and freed) before the task resumes:
+  buffer_pool* pool_ = nullptr;                  // for the stream (one reference), or null
+  address where_;                                // the listener's address, for the stream or the message
 };
 
 /// Makes a listening socket (CLOEXEC) bound to `where`. **Errors:** io_error.
