@@ -12,6 +12,9 @@
 //   ping-pong   1 connection, 64-byte message, 10,000 round trips: µs per round trip (lower is better)
 //   throughput  100 connections, each echoing 16 KiB messages back to back, 200 messages each
 //               (312 MiB each way): MiB/s echoed (higher is better)
+//   server CPU  CPU time the server process used (all threads, from schedstat) per round trip
+//               and per MiB echoed: what each server costs, much less disturbed by neighbours
+//               than wall time (ratios from medians)
 //   idle        10,000 accepted connections each waiting in a read: the server's RSS growth
 //               per connection, measured between 100 and 10,100 open connections (bytes)
 // Ratios: coring's figure against each baseline's, >1 meaning coring is better,
@@ -26,6 +29,7 @@
 #include <coring/coring.hpp>
 #include <coring/net.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -128,6 +132,24 @@ server_process start_server(std::vector<std::string> argv) {
 void stop_server(server_process& s) {
   ::kill(s.pid, SIGTERM);
   ::waitpid(s.pid, nullptr, 0);
+}
+
+// CPU time the process has used so far (all its threads, io_uring's io-wq
+// workers included), in ns, from /proc/<pid>/task/*/schedstat.
+double cpu_ns_of(pid_t pid) {
+  double total = 0;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::FILE* f = std::fopen((dir + "/" + e->d_name + "/schedstat").c_str(), "r");
+      unsigned long long on_cpu = 0;
+      if (f && std::fscanf(f, "%llu", &on_cpu) == 1) total += static_cast<double>(on_cpu);
+      if (f) std::fclose(f);
+    }
+    ::closedir(d);
+  }
+  return total;
 }
 
 long rss_of(pid_t pid) {
@@ -300,22 +322,28 @@ int main(int argc, char** argv) {
     const char* name;
     std::vector<std::string> argv;
     std::vector<double> rtt, mibs;
+    std::vector<double> rtt_cpu, mib_cpu;  // server CPU µs per round trip, per MiB echoed
     double idle_bytes = 0;
   };
   std::vector<server_kind> kinds = {
-      {"raw liburing", {sibling("net_liburing_baseline")}, {}, {}},
-      {"Boost.Asio", {sibling("net_asio_baseline")}, {}, {}},
-      {"coring", {sibling("net_bench"), "--serve"}, {}, {}},
-      {"coring (own buffers)", {sibling("net_bench"), "--serve", "own"}, {}, {}},
+      {"raw liburing", {sibling("net_liburing_baseline")}, {}, {}, {}, {}},
+      {"Boost.Asio", {sibling("net_asio_baseline")}, {}, {}, {}, {}},
+      {"coring", {sibling("net_bench"), "--serve"}, {}, {}, {}, {}},
+      {"coring (own buffers)", {sibling("net_bench"), "--serve", "own"}, {}, {}, {}, {}},
   };
   std::printf("net_bench: servers on CPU 0, load generator on CPU 1, %d interleaved runs\n", runs);
   for (int run = 0; run < runs; ++run) {
     for (auto& k : kinds) {  // interleaved, so that drift of the machine hits all alike
       server_process s = start_server(k.argv);
+      double cpu0 = cpu_ns_of(s.pid);
       k.rtt.push_back(ping_pong(s.port, rounds));
+      double cpu1 = cpu_ns_of(s.pid);
       k.mibs.push_back(throughput(s.port, conns, message, messages));
-      std::printf("  run %d %-13s ping-pong %6.2f us   throughput %7.0f MiB/s\n", run + 1, k.name, k.rtt.back(),
-                  k.mibs.back());
+      double cpu2 = cpu_ns_of(s.pid);
+      k.rtt_cpu.push_back((cpu1 - cpu0) / 1000 / (rounds + 1000));
+      k.mib_cpu.push_back((cpu2 - cpu1) / 1000 / (static_cast<double>(message) * conns * messages / (1 << 20)));
+      std::printf("  run %2d %-20s ping-pong %6.2f us (server CPU %5.2f us)   throughput %5.0f MiB/s (server CPU %6.1f us/MiB)\n",
+                  run + 1, k.name, k.rtt.back(), k.rtt_cpu.back(), k.mibs.back(), k.mib_cpu.back());
       std::fflush(stdout);
       stop_server(s);
     }
@@ -340,11 +368,18 @@ int main(int argc, char** argv) {
   std::printf("| throughput, 100 connections, 16 KiB messages (MiB/s) | %.0f (%.0f) | %.0f (%.0f) | %.0f (%.0f) | %.3f× | %.3f× |\n",
               most(raw.mibs), median(raw.mibs), most(asio.mibs), median(asio.mibs), co_mibs, median(co.mibs),
               co_mibs / most(raw.mibs), co_mibs / most(asio.mibs));
+  std::printf("| server CPU per round trip (µs) | %.2f (%.2f) | %.2f (%.2f) | %.2f (%.2f) | %.3f× | %.3f× |\n",
+              least(raw.rtt_cpu), median(raw.rtt_cpu), least(asio.rtt_cpu), median(asio.rtt_cpu), least(co.rtt_cpu),
+              median(co.rtt_cpu), median(raw.rtt_cpu) / median(co.rtt_cpu), median(asio.rtt_cpu) / median(co.rtt_cpu));
+  std::printf("| server CPU per MiB echoed (µs) | %.0f (%.0f) | %.0f (%.0f) | %.0f (%.0f) | %.3f× | %.3f× |\n",
+              least(raw.mib_cpu), median(raw.mib_cpu), least(asio.mib_cpu), median(asio.mib_cpu), least(co.mib_cpu),
+              median(co.mib_cpu), median(raw.mib_cpu) / median(co.mib_cpu), median(asio.mib_cpu) / median(co.mib_cpu));
   std::printf("| idle accepted connections, %d open (RSS bytes per connection) | %.0f | %.0f | %.0f | %.2f× | %.2f× |\n",
               idle, raw.idle_bytes, asio.idle_bytes, co.idle_bytes, raw.idle_bytes / co.idle_bytes,
               asio.idle_bytes / co.idle_bytes);
   std::printf("\ncoring reading into a 16 KiB buffer of its own per connection (as the baselines do), for comparison:\n"
-              "ping-pong %.1f µs (%.1f), throughput %.0f MiB/s (%.0f), idle %.0f bytes per connection\n",
-              least(co_own.rtt), median(co_own.rtt), most(co_own.mibs), median(co_own.mibs), co_own.idle_bytes);
+              "ping-pong %.1f µs (%.1f), throughput %.0f MiB/s (%.0f), server CPU %.0f µs/MiB (median), idle %.0f bytes per connection\n",
+              least(co_own.rtt), median(co_own.rtt), most(co_own.mibs), median(co_own.mibs), median(co_own.mib_cpu),
+              co_own.idle_bytes);
   std::printf("\n(ratios: >1 means coring is better — faster, or less memory)\n");
 }
