@@ -6,6 +6,7 @@
 #include <coring/error.hpp>
 #include <coring/event.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/file.hpp>
 #include <coring/future.hpp>
 #include <coring/future_as_completed.hpp>
 #include <coring/gather.hpp>
