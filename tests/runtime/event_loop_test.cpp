@@ -175,7 +175,7 @@ TEST_CASE("a cancelled task is not reported to the exception handler" * doctest:
   loop.run_until_complete([](bool& by_handle, bool& at_shutdown) -> task<> {
     auto h = coring::spawn(long_sleeper(counted{}, by_handle), "cancelled by its handle");
     coring::spawn(long_sleeper(counted{}, at_shutdown), "cancelled at shutdown").detach();
-    co_await coring::sleep_for(1ms);
+    for (int i = 0; i < 5; ++i) co_await coring::yield();  // both have started: steps, not time
     h.cancel();
     co_await coring::sleep_for(1ms);
     CHECK(h.done());
