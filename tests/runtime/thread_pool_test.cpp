@@ -407,7 +407,10 @@ TEST_CASE("blocking as_completed_indices yields every index in completion order"
   for (int i = 0; i < 4; ++i)
     fs.push_back(pool.submit([i, &fs, f = go.f] {
       f.wait();
-      if (i < 3) fs[static_cast<std::size_t>(i) + 1].wait();
+      if (i < 3) {
+        fs[static_cast<std::size_t>(i) + 1].wait();
+        std::this_thread::sleep_for(2ms);  // a margin: job i + 1's end reaches the stream first
+      }
       return i;
     }));
   fs.push_back(pool.submit([] { return 99; }));
