@@ -27,6 +27,18 @@ class loop_core {
   bool efd_armed = false;          // the eventfd poll is in the ring
   completion efd_completion{};     // user_data of the eventfd poll
   std::vector<completion*> pending_cancels;  // cancels that found the SQ full, sent first by the next step
+  std::int64_t slice_ns = 0;       // options::run_once_slice: how long run_once() runs ready work
+  bool eventfd_registered = false; // the inbox's eventfd is registered with the ring (first run_once())
+  bool kernel_signals = false;     // ...and the kernel signals it (IORING_CQ_EVENTFD_DISABLED clear);
+                                   // off while the loop blocks in the ring itself, on while a host holds it
+
+  /// True if the kernel holds completion work for us: deferred task work
+  /// (IORING_SQ_TASKRUN, with IORING_SETUP_TASKRUN_FLAG) or CQEs that
+  /// overflowed. Without TASKRUN_FLAG we cannot tell, so: maybe.
+  bool kernel_has_work() const noexcept {
+    if (!(setup_flags & IORING_SETUP_TASKRUN_FLAG)) return true;
+    return (__atomic_load_n(ring.sq.kflags, __ATOMIC_ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
 
   void heap_push(timer_node& t);
   void heap_remove(timer_node& t) noexcept;
