@@ -427,7 +427,7 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     }
     c.busy_steps = 0;
   } else if (io_uring_sq_ready(&ring) != 0 || (c.in_flight != 0 && ++c.busy_steps >= 16) ||
-             (!may_block && c.in_flight != 0 && c.kernel_has_work())) {
+             (!may_block && c.completions_pending())) {
     // With DEFER_TASKRUN completions are only posted when we enter the
     // kernel; while coroutines keep us busy, do so every 16 steps at least.
     // A step that must not block (run_once) enters whenever the kernel says
@@ -535,7 +535,7 @@ bool event_loop::hand_to_host() {
   std::uint64_t count;
   [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &count, sizeof count);
   if (taskrun_flag) {
-    if (c.kernel_has_work()) return false;
+    if (c.completions_pending()) return false;
   } else {
     enter_for_events(ring);
   }

@@ -32,11 +32,13 @@ class loop_core {
   bool kernel_signals = false;     // ...and the kernel signals it (IORING_CQ_EVENTFD_DISABLED clear);
                                    // off while the loop blocks in the ring itself, on while a host holds it
 
-  /// True if the kernel holds completion work for us: deferred task work
-  /// (IORING_SQ_TASKRUN, with IORING_SETUP_TASKRUN_FLAG) or CQEs that
-  /// overflowed. Without TASKRUN_FLAG we cannot tell, so: maybe.
-  bool kernel_has_work() const noexcept {
-    if (!(setup_flags & IORING_SETUP_TASKRUN_FLAG)) return true;
+  /// True if entering the kernel may reap something: deferred completion
+  /// work waits (IORING_SQ_TASKRUN, with IORING_SETUP_TASKRUN_FLAG) or CQEs
+  /// overflowed. Without TASKRUN_FLAG we cannot tell: then, if anything of
+  /// ours is in flight. (Untracked SQEs, such as a linked timeout being
+  /// cancelled, leave work behind too: only the flag sees it.)
+  bool completions_pending() const noexcept {
+    if (!(setup_flags & IORING_SETUP_TASKRUN_FLAG)) return in_flight != 0;
     return (__atomic_load_n(ring.sq.kflags, __ATOMIC_ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
 

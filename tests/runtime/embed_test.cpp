@@ -150,6 +150,27 @@ TEST_CASE("fd becomes readable well before the timeout when the kernel times a r
   CHECK(reader.get() == "timeout");
 }
 
+TEST_CASE("a ring read that completes before its own timeout leaves nothing behind: the host sleeps" *
+          doctest::timeout(10)) {
+  // The linked timeout's cancellation is kernel work of an SQE the loop does
+  // not track; a loop that waited for "its" operations only would never
+  // reap it and tell the host to come back at once, forever (a spin).
+  coring_test::test_pipe pipe;
+  coring::event_loop loop;
+  auto reader = coring::spawn(read_outcome(pipe.read_fd(), {.timeout = 5s}));
+  REQUIRE_FALSE(settle(loop).has_value());
+  pipe.write_now("in time");
+  host_sleeps_until_readable(loop);
+  for (int i = 0; i < 10 && !reader.done(); ++i) loop.run_once();
+  REQUIRE(reader.done());
+  CHECK(reader.get() == "in time");
+  const auto steps = loop.stats().steps;
+  CHECK_FALSE(settle(loop).has_value());
+  CHECK(loop.stats().steps - steps < 10);
+  pollfd p{loop.fd(), POLLIN, 0};
+  CHECK(::poll(&p, 1, 100) == 0);  // idle: nothing makes fd() readable
+}
+
 TEST_CASE("a timer is announced by next_timeout, and the run_once after it fires it" * doctest::timeout(10)) {
   coring::event_loop loop;
   bool woke = false;
@@ -397,7 +418,7 @@ TEST_CASE("a host loop driving ring I/O, timers, pool results and posts finishes
   coring::spawn([](int fd, int& n) -> task<> {
     for (int i = 0; i < pipe_messages; ++i) {
       std::array<std::byte, 1> b{};
-      if (co_await coring::read_some(fd, b) == 1) ++n;
+      if (co_await coring::read_some(fd, b, {.timeout = 5s}) == 1) ++n;  // each with a linked timeout
     }
   }(pipe.read_fd(), read_count)).detach();
   coring::spawn([](int& n) -> task<> {
@@ -433,6 +454,10 @@ TEST_CASE("a host loop driving ring I/O, timers, pool results and posts finishes
   CHECK(pooled == pool_jobs);
   CHECK(posted == posts);
   CHECK(iterations <= 2 * (pipe_messages + sleeps + pool_jobs + posts));
+  // Nothing here keeps the loop busy for a whole slice, so each iteration
+  // should end with the loop idle and fd() armed (a host park); a loop that
+  // sends its host back at once without work shows up here.
+  CHECK(iterations <= static_cast<int>(loop.stats().host_parks) + 10);
   CHECK(loop.stats().wakeups <= loop.stats().host_parks + loop.stats().blocking_waits);
 }
 
