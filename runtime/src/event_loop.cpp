@@ -427,11 +427,11 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     }
     c.busy_steps = 0;
   } else if (io_uring_sq_ready(&ring) != 0 || (c.in_flight != 0 && ++c.busy_steps >= 16) ||
-             (!may_block && c.completions_pending())) {
+             (!may_block && ready_.empty() && c.completions_pending())) {
     // With DEFER_TASKRUN completions are only posted when we enter the
     // kernel; while coroutines keep us busy, do so every 16 steps at least.
-    // A step that must not block (run_once) enters whenever the kernel says
-    // it holds completion work.
+    // A step of run_once with nothing to resume enters whenever the kernel
+    // says it holds completion work.
     io_uring_submit_and_get_events(&ring);
     c.busy_steps = 0;
   }
@@ -479,7 +479,9 @@ bool event_loop::run_once(std::chrono::nanoseconds max_wait) {
   // run_forever().
   const std::int64_t slice_end = now_ns() + c.slice_ns;
   std::size_t since_clock = 0;
-  while (!hand_to_host()) {
+  // (ready_ is checked here too, inline: the common case of a busy slice
+  // then costs no call per step.)
+  while (!ready_.empty() || !hand_to_host()) {
     since_clock += ready_.size() + 1;
     if (since_clock >= 256) {
       since_clock = 0;
