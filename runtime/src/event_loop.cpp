@@ -364,11 +364,6 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   ++stats_.steps;
   auto& c = *core_;
   io_uring& ring = c.ring;
-  if (host_parked_) [[unlikely]] {
-    // Back from the host: producers need not write the eventfd while we run.
-    host_parked_ = false;
-    inbox_->unpark();
-  }
 
   // 0. Cancels that found the submission queue full last time go first.
   if (!c.pending_cancels.empty()) {
@@ -470,8 +465,15 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   for (std::size_t n = ready_.size(); n != 0; --n) ready_.pop().resume();
 }
 
+void event_loop::leave_host_park() noexcept {
+  // Back from the host: producers need not write the eventfd while we run.
+  host_parked_ = false;
+  inbox_->unpark();
+}
+
 bool event_loop::run_once(std::chrono::nanoseconds max_wait) {
   auto& c = *core_;
+  if (host_parked_) leave_host_park();
   step(max_wait.count() != 0, max_wait.count() < 0 ? -1 : max_wait.count());
   // Then run what is ready, for one slice, so that a host pays its own poll
   // once per slice rather than once per step; the clock is read only every
@@ -552,12 +554,14 @@ bool event_loop::hand_to_host() {
 }
 
 void event_loop::run_forever() {
+  if (host_parked_) leave_host_park();
   stop_requested_ = false;
   while (!stop_requested_) step(true, -1);
   stop_requested_ = false;
 }
 
 void event_loop::cancel_all_and_drain() {
+  if (host_parked_) leave_host_park();
   draining_ = true;
   for (std::size_t i = 0; i < live_.size(); ++i) detail::request_cancel(*live_[i]);
   while (!live_.empty() || !ready_.empty()) {

@@ -201,6 +201,7 @@ class event_loop {
   void post_item(detail::inbox_item* item) noexcept;
   void step(bool may_block, std::int64_t max_wait_ns);
   bool hand_to_host();
+  void leave_host_park() noexcept;
   void drain_inbox() noexcept;
   void cancel_all_and_drain();
   void shut_down() noexcept;
@@ -216,7 +217,7 @@ class event_loop {
   bool running_ = false;                   // inside run_until_complete / run_forever / run_once
   bool stop_requested_ = false;            // stop() was called
   bool draining_ = false;                  // cancel_all_and_drain() runs: new tasks are cancelled at once
-  bool host_parked_ = false;               // run_once() left the loop idle with fd() armed; the next step unparks
+  bool host_parked_ = false;               // run_once() left the loop idle with fd() armed; the next run unparks
 };
 
 /// Runs `t` on a new event loop until it ends (asyncio.run): returns its value
@@ -230,6 +231,7 @@ T run(task<T> t);
 template <class T>
 T event_loop::run_until_complete(task<T> t) {
   CORING_ASSERT(!running_, "event_loop::run_until_complete called re-entrantly");
+  if (host_parked_) leave_host_park();
   auto h = detail::start_spawned(*this, t, "main");
   struct owner {
     decltype(h) frame;
