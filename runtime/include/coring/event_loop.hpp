@@ -73,7 +73,7 @@ class event_loop {
   struct statistics {
     std::uint64_t steps = 0;          ///< run steps taken
     std::uint64_t blocking_waits = 0; ///< times the loop parked in the ring
-    std::uint64_t host_parks = 0;     ///< times run_once() left the loop idle to its host (fd() armed)
+    std::uint64_t host_parks = 0;     ///< times the loop was left idle to its host with fd() armed (run_once, next_timeout)
     std::uint64_t wakeups = 0;        ///< eventfd writes made by other threads to wake it (at most one per park of either kind)
     std::uint64_t completions = 0;    ///< CQEs reaped
   };
