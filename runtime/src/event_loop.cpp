@@ -202,6 +202,8 @@ event_loop::statistics event_loop::stats() const noexcept {
 void event_loop::set_exception_handler(exception_handler handler) { on_error_ = std::move(handler); }
 
 std::optional<std::chrono::nanoseconds> event_loop::next_timeout() {
+  CORING_ASSERT(owner_ == std::this_thread::get_id(),
+                "event_loop::next_timeout called from a thread other than the loop's (it may arm the ring)");
   // What host code started since the last park (spawn, cancel, posts).
   const auto& c = *core_;
   if (!ready_.empty() || inbox_->has_items() || io_uring_sq_ready(&c.ring) != 0 || !c.pending_cancels.empty())
