@@ -11,6 +11,7 @@
 #include <coring/future_as_completed.hpp>
 #include <coring/gather.hpp>
 #include <coring/io.hpp>
+#include <coring/loop_thread.hpp>
 #include <coring/mutex.hpp>
 #include <coring/outcome.hpp>
 #include <coring/process_pool.hpp>
