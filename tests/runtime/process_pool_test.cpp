@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/cancel_once.hpp"
+
 #include "../../runtime/src/process_pool_fork_server.hpp"  // a worker of our own, by name, at the end
 #include "../../runtime/src/process_pool_wire.hpp"         // the wire format's own tests, at the end
 
@@ -961,6 +963,19 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(a.get() == 300);
     CHECK(pool.submit(square, 2).get() == 4);  // the worker is past where b would have run
     CHECK_FALSE(file_exists(marker));
+  }
+
+  TEST_CASE("a task awaiting a process-pool job gets one cancellation, running or queued" *
+            doctest::timeout(30)) {
+    coring::process_pool pool({.workers = 1});
+    (void)pool.submit(my_pid).get();
+    // Running: the worker is killed and replaced; the task sees cancelled once.
+    coring_test::expect_cancelled_once([&]() -> coring::task<> { (void)co_await pool.submit(sleep_ms, 5000); });
+    // Queued behind a running job: dropped from the queue, never run.
+    auto blocker = pool.submit(sleep_ms, 200);
+    coring_test::expect_cancelled_once([&]() -> coring::task<> { (void)co_await pool.submit(square, 3); });
+    CHECK(blocker.get() == 200);
+    CHECK(pool.submit(square, 4).get() == 16);
   }
 
   TEST_CASE("cancelling a running job just as it completes never cancels the job behind it" *
