@@ -10,10 +10,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <poll.h>
 
 namespace coring {
 
@@ -27,9 +30,14 @@ std::int64_t now_ns() noexcept {
 
 // Creates the ring with the cheapest flags the kernel accepts
 // (SINGLE_ISSUER|DEFER_TASKRUN needs Linux 6.1, COOP_TASKRUN 5.19; see
-// docs/runtime.md for what each costs).
+// docs/runtime.md for what each costs). TASKRUN_FLAG makes the kernel set
+// IORING_SQ_TASKRUN while deferred completion work waits for us: run_once()
+// reads it to know, without a system call, whether entering the kernel would
+// reap anything, and before it leaves the loop to its host (docs/runtime.md,
+// "Embedding").
 unsigned setup_ring(io_uring& ring, unsigned entries) {
   const unsigned candidates[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       0,
@@ -126,6 +134,7 @@ event_loop::event_loop() : event_loop(options{}) {}
 event_loop::event_loop(const options& opts)
     : core_(std::make_unique<detail::loop_core>()), owner_(std::this_thread::get_id()) {
   core_->setup_flags = setup_ring(core_->ring, opts.ring_entries);
+  core_->slice_ns = std::max<std::int64_t>(0, opts.run_once_slice.count());
   int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) {
     int err = errno;
@@ -182,7 +191,7 @@ void event_loop::shut_down() noexcept {
 
 event_loop* event_loop::current() noexcept { return tl_current; }
 
-int event_loop::fd() const noexcept { return core_->ring.ring_fd; }
+int event_loop::fd() const noexcept { return inbox_->fd(); }
 
 unsigned event_loop::setup_flags() const noexcept { return core_->setup_flags; }
 
@@ -194,10 +203,19 @@ event_loop::statistics event_loop::stats() const noexcept {
 
 void event_loop::set_exception_handler(exception_handler handler) { on_error_ = std::move(handler); }
 
-std::optional<std::chrono::nanoseconds> event_loop::next_timeout() const {
-  if (!ready_.empty() || inbox_->has_items()) return std::chrono::nanoseconds::zero();
-  if (core_->heap.empty()) return std::nullopt;
-  std::int64_t left = core_->heap.front().deadline_ns - now_ns();
+std::optional<std::chrono::nanoseconds> event_loop::next_timeout() {
+  CORING_ASSERT(owner_ == std::this_thread::get_id(),
+                "event_loop::next_timeout called from a thread other than the loop's (it may arm the ring)");
+  // What host code started since the last park (spawn, cancel, posts).
+  const auto& c = *core_;
+  if (!ready_.empty() || inbox_->has_items() || io_uring_sq_ready(&c.ring) != 0 || !c.pending_cancels.empty())
+    return std::chrono::nanoseconds::zero();
+  // Not parked for the host yet (a new loop, or one that ran
+  // run_until_complete): arm fd() now, unless work turns up meanwhile.
+  // Inside a step (a coroutine asking) there is nothing to arm.
+  if (!host_parked_ && (running_ || !hand_to_host())) return std::chrono::nanoseconds::zero();
+  if (c.heap.empty()) return std::nullopt;
+  std::int64_t left = c.heap.front().deadline_ns - now_ns();
   return std::chrono::nanoseconds(left > 0 ? left : 0);
 }
 
@@ -225,6 +243,13 @@ io_uring_sqe* try_sqe(io_uring& ring) noexcept {
   if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) return sqe;
   io_uring_submit(&ring);
   return io_uring_get_sqe(&ring);
+}
+
+// Submits what is queued and runs the kernel's deferred completion work,
+// without waiting.
+void enter_for_events(io_uring& ring) {
+  int r = io_uring_submit_and_get_events(&ring);
+  if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) throw io_error(-r, "event_loop: reaping completions");
 }
 
 io_uring_sqe* sqe_or_throw(io_uring& ring) {
@@ -369,6 +394,14 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     }
   }
   if (wait_ns != 0) {
+    if (c.kernel_signals) {
+      // We are about to block in the ring ourselves, with a poll on the
+      // eventfd armed: kernel signals would now only fire that poll after
+      // every batch of completions (a wake-up per wake-up). Off until the
+      // next hand_to_host().
+      io_uring_cq_eventfd_toggle(&ring, false);
+      c.kernel_signals = false;
+    }
     if (!c.efd_armed) {
       io_uring_sqe* sqe = sqe_or_throw(ring);
       io_uring_prep_poll_add(sqe, inbox_->fd(), POLLIN);
@@ -393,9 +426,11 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     }
     c.busy_steps = 0;
   } else if (io_uring_sq_ready(&ring) != 0 || (c.in_flight != 0 && ++c.busy_steps >= 16) ||
-             (!may_block && c.in_flight != 0)) {
+             (!may_block && ready_.empty() && c.completions_pending())) {
     // With DEFER_TASKRUN completions are only posted when we enter the
     // kernel; while coroutines keep us busy, do so every 16 steps at least.
+    // A step of run_once with nothing to resume enters whenever the kernel
+    // says it holds completion work.
     io_uring_submit_and_get_events(&ring);
     c.busy_steps = 0;
   }
@@ -434,18 +469,103 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
   for (std::size_t n = ready_.size(); n != 0; --n) ready_.pop().resume();
 }
 
+void event_loop::leave_host_park() noexcept {
+  // Back from the host: producers need not write the eventfd while we run.
+  host_parked_ = false;
+  inbox_->unpark();
+}
+
 bool event_loop::run_once(std::chrono::nanoseconds max_wait) {
+  auto& c = *core_;
+  if (host_parked_) leave_host_park();
   step(max_wait.count() != 0, max_wait.count() < 0 ? -1 : max_wait.count());
-  return !ready_.empty() || !live_.empty() || !core_->heap.empty() || core_->in_flight != 0;
+  // Then run what is ready, for one slice, so that a host pays its own poll
+  // once per slice rather than once per step; the clock is read only every
+  // 256 coroutines resumed, which keeps a step of one yield() as cheap as in
+  // run_forever().
+  const std::int64_t slice_end = now_ns() + c.slice_ns;
+  std::size_t since_clock = 0;
+  // (ready_ is checked here too, inline: the common case of a busy slice
+  // then costs no call per step.)
+  while (!ready_.empty() || !hand_to_host()) {
+    since_clock += ready_.size() + 1;
+    if (since_clock >= 256) {
+      since_clock = 0;
+      if (now_ns() >= slice_end) break;  // next_timeout() is zero: the host comes back at once
+    }
+    step(false, 0);
+  }
+  return !ready_.empty() || !live_.empty() || !c.heap.empty() || c.in_flight != 0;
+}
+
+// Leaves the loop idle to its host, with fd() armed so that any new work
+// makes it readable; false if there is work to run first (the caller steps
+// again). Why each check is enough: docs/runtime.md, "Embedding".
+bool event_loop::hand_to_host() {
+  auto& c = *core_;
+  io_uring& ring = c.ring;
+  if (!ready_.empty() || inbox_->has_items() || !c.pending_cancels.empty() || io_uring_sq_ready(&ring) != 0 ||
+      io_uring_cq_ready(&ring) != 0)
+    return false;
+  if (!c.heap.empty() && c.heap.front().deadline_ns <= now_ns()) return false;
+
+  // The kernel signals the eventfd when deferred completion work is queued
+  // on an empty list, and when it posts CQEs. If that was off (the loop
+  // blocked in the ring since), turn it on; the fence pairs with the
+  // kernel's cmpxchg on its work list, so that work queued after our next
+  // entry into the kernel sees it on.
+  bool just_enabled = false;
+  if (!c.kernel_signals) {
+    if (!c.eventfd_registered) {
+      int r = io_uring_register_eventfd(&ring, inbox_->fd());
+      if (r < 0) throw io_error(-r, "event_loop: registering its eventfd with the ring (io_uring_register_eventfd)");
+      c.eventfd_registered = true;
+    } else {
+      io_uring_cq_eventfd_toggle(&ring, true);
+    }
+    c.kernel_signals = true;
+    just_enabled = true;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  const bool taskrun_flag = (c.setup_flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+  if (just_enabled && taskrun_flag) {
+    // Run what was queued while signals were off.
+    enter_for_events(ring);
+    if (io_uring_cq_ready(&ring) != 0) return false;
+  }
+
+  // Empty the eventfd: it holds the kernel's signals for completions we have
+  // reaped, and writes of producers whose items we have run. A signal for
+  // work queued after our last entry into the kernel that this read swallows
+  // is not lost: the kernel set IORING_SQ_TASKRUN before signalling, and the
+  // eventfd's lock makes that visible to us now. Without TASKRUN_FLAG we
+  // cannot see that flag, so we enter the kernel after the read instead.
+  std::uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(inbox_->fd(), &count, sizeof count);
+  if (taskrun_flag) {
+    if (c.completions_pending()) return false;
+  } else {
+    enter_for_events(ring);
+  }
+  if (io_uring_cq_ready(&ring) != 0) return false;
+
+  // Producers write the eventfd once they see PARKED. A NOTIFIED word left
+  // over from a post whose item we already ran makes try_park fail once.
+  if (!inbox_->try_park()) return false;
+  host_parked_ = true;
+  ++stats_.host_parks;
+  return true;
 }
 
 void event_loop::run_forever() {
+  if (host_parked_) leave_host_park();
   stop_requested_ = false;
   while (!stop_requested_) step(true, -1);
   stop_requested_ = false;
 }
 
 void event_loop::cancel_all_and_drain() {
+  if (host_parked_) leave_host_park();
   draining_ = true;
   for (std::size_t i = 0; i < live_.size(); ++i) detail::request_cancel(*live_[i]);
   while (!live_.empty() || !ready_.empty()) {
@@ -458,6 +578,11 @@ void event_loop::cancel_all_and_drain() {
     }
     step(true, -1);
   }
+  // Operations no task waits for (a closed listener's multishot accept,
+  // cancelled and not yet reaped) own state that their final CQE frees:
+  // reap them before the ring closes, but never wait long for one that does
+  // not end (at most 100 steps of 10 ms).
+  for (int i = 0; core_->in_flight != 0 && i < 100; ++i) step(true, 10'000'000);
   draining_ = false;
 }
 

@@ -71,7 +71,6 @@ bool future_state_base::end(std::uint32_t from_mask, std::uint32_t extra) noexce
     if (((1u << (w & stage_mask)) & from_mask) == 0) return false;
   } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::done) | extra,
                                         std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (w & sleepers_bit) futex_wake_all(word_);
   // After the stage: an attach() that still sees the slot empty is delivered
   // here; one that comes later sees done_marker() and does not suspend.
   waiter* wt = waiter_.exchange(done_marker(), std::memory_order_acq_rel);
@@ -83,6 +82,9 @@ bool future_state_base::end(std::uint32_t from_mask, std::uint32_t extra) noexce
     std::shared_ptr<inbox> box = wt->box;
     if (!box->push(wt)) wt->run(wt, false);
   }
+  // Blocked threads last: one that this wake sets going (and that finishes
+  // a job of its own) is then seen finishing after us by as_completed.
+  if (w & sleepers_bit) futex_wake_all(word_);
   run_callbacks();
   return true;
 }

@@ -27,6 +27,20 @@ class loop_core {
   bool efd_armed = false;          // the eventfd poll is in the ring
   completion efd_completion{};     // user_data of the eventfd poll
   std::vector<completion*> pending_cancels;  // cancels that found the SQ full, sent first by the next step
+  std::int64_t slice_ns = 0;       // options::run_once_slice: how long run_once() runs ready work
+  bool eventfd_registered = false; // the inbox's eventfd is registered with the ring (first run_once())
+  bool kernel_signals = false;     // ...and the kernel signals it (IORING_CQ_EVENTFD_DISABLED clear);
+                                   // off while the loop blocks in the ring itself, on while a host holds it
+
+  /// True if entering the kernel may reap something: deferred completion
+  /// work waits (IORING_SQ_TASKRUN, with IORING_SETUP_TASKRUN_FLAG) or CQEs
+  /// overflowed. Without TASKRUN_FLAG we cannot tell: then, if anything of
+  /// ours is in flight. (Untracked SQEs, such as a linked timeout being
+  /// cancelled, leave work behind too: only the flag sees it.)
+  bool completions_pending() const noexcept {
+    if (!(setup_flags & IORING_SETUP_TASKRUN_FLAG)) return in_flight != 0;
+    return (__atomic_load_n(ring.sq.kflags, __ATOMIC_ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
 
   void heap_push(timer_node& t);
   void heap_remove(timer_node& t) noexcept;

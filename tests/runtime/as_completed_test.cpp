@@ -145,7 +145,7 @@ TEST_CASE("cancelling the task awaiting next() cancels the remaining tasks and w
       tasks.push_back(cancellable(n));
       co_await coring::as_completed(std::move(tasks), [](auto& results) -> task<> { (void)co_await results.next(); });
     }(c));
-    co_await coring::sleep_for(2ms);
+    co_await coring_test::let_children_start();
     consumer.cancel();
     try {
       co_await consumer;

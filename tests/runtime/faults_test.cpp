@@ -5,6 +5,7 @@
 #include <coring/event_loop.hpp>
 
 #include <coring/as_completed.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/error.hpp>
 #include <coring/gather.hpp>
 #include <coring/io.hpp>
@@ -25,6 +26,7 @@
 #include "support/watchdog.hpp"
 
 #include <fcntl.h>
+#include <liburing.h>
 #include <unistd.h>
 
 #include <array>
@@ -130,7 +132,8 @@ TEST_CASE("a ring that fails while the loop shuts down is reported, not a crash"
             co_await coring::yield();
           }(p.read_fd()));
           int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-          ::dup2(null, loop.fd());  // the ring is gone from under the loop
+          // The ring is gone from under the loop. (loop.fd() is its eventfd, not the ring's.)
+          ::dup2(null, coring::detail::loop_access::ring(loop).ring_fd);
           ::close(null);
         }  // must not terminate
         return true;

@@ -220,7 +220,7 @@ TEST_CASE("cancelling the task that awaits gather cancels every child and waits 
     auto awaiting = coring::spawn([](int& n) -> task<> {
       co_await coring::gather(cancellable(n), cancellable(n), cancellable(n));
     }(c));
-    co_await coring::sleep_for(2ms);
+    co_await coring_test::let_children_start();
     awaiting.cancel();
     bool joined_cancelled = false;
     try {

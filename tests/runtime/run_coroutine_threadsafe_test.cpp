@@ -1,5 +1,6 @@
 #include <coring/run_coroutine_threadsafe.hpp>
 
+#include <coring/loop_thread.hpp>
 #include <coring/sleep.hpp>
 
 #include <doctest/doctest.h>
@@ -16,47 +17,6 @@
 using namespace std::chrono_literals;
 
 namespace {
-
-// A loop running on its own thread until stop(); the thread id is recorded.
-class loop_thread {
- public:
-  loop_thread() {
-    thread_ = std::thread([this] {
-      coring::event_loop loop;
-      loop_ = &loop;
-      id_ = std::this_thread::get_id();
-      started_.count_down();
-      go_.wait();
-      if (run_) loop.run_forever();
-    });
-    started_.wait();
-  }
-  ~loop_thread() { close(); }
-  coring::event_loop& loop() { return *loop_; }
-  std::thread::id id() const { return id_; }
-  void start() {
-    run_ = true;
-    go_.count_down();
-  }
-  // Stops a running loop, or destroys one that never ran; joins.
-  void close() {
-    if (!thread_.joinable()) return;
-    if (run_) {
-      loop_->post([l = loop_] { l->stop(); });
-    } else {
-      go_.count_down();
-    }
-    thread_.join();
-  }
-
- private:
-  std::thread thread_;
-  coring::event_loop* loop_ = nullptr;
-  std::thread::id id_;
-  std::latch started_{1};
-  std::latch go_{1};
-  std::atomic<bool> run_{false};
-};
 
 coring::task<std::thread::id> where_and_after(std::chrono::milliseconds d) {
   co_await coring::sleep_for(d);
@@ -78,16 +38,14 @@ coring::task<int> marks(std::atomic<bool>& ran) {
 TEST_SUITE("runtime/post") {
 
 TEST_CASE("run_coroutine_threadsafe runs the task on the loop's thread and gives its value" * doctest::timeout(10)) {
-  loop_thread lt;
-  lt.start();
+  coring::loop_thread lt;
   coring::future<std::thread::id> f = coring::run_coroutine_threadsafe(lt.loop(), where_and_after(5ms));
-  CHECK(f.get() == lt.id());
-  CHECK(lt.id() != std::this_thread::get_id());
+  CHECK(f.get() == lt.get_id());
+  CHECK(lt.get_id() != std::this_thread::get_id());
 }
 
 TEST_CASE("run_coroutine_threadsafe hands the task's exception to the future" * doctest::timeout(10)) {
-  loop_thread lt;
-  lt.start();
+  coring::loop_thread lt;
   auto f = coring::run_coroutine_threadsafe(lt.loop(), fails());
   CHECK_THROWS_WITH_AS((void)f.get(), "bad input to the loop task", std::invalid_argument);
 }
@@ -96,8 +54,8 @@ TEST_CASE("run_coroutine_threadsafe fails the future if the loop closes before t
   std::atomic<bool> ran{false};
   coring::future<int> f;
   {
-    loop_thread lt;  // never runs: the posted hand-over is dropped when the loop closes
-    f = coring::run_coroutine_threadsafe(lt.loop(), marks(ran));
+    coring::event_loop loop;  // never runs: the posted hand-over is dropped when the loop closes
+    f = coring::run_coroutine_threadsafe(loop, marks(ran));
   }
   CHECK_THROWS_AS((void)f.get(), coring::error);
   CHECK_FALSE(ran);
@@ -105,10 +63,12 @@ TEST_CASE("run_coroutine_threadsafe fails the future if the loop closes before t
 
 TEST_CASE("a run_coroutine_threadsafe future cancelled before the task started never runs it" * doctest::timeout(10)) {
   std::atomic<bool> ran{false};
-  loop_thread lt;
+  coring::loop_thread lt;
+  std::latch cancelled{1};
+  lt.post([&cancelled] { cancelled.wait(); });  // holds the loop until the future is cancelled
   auto f = coring::run_coroutine_threadsafe(lt.loop(), marks(ran));
   CHECK(f.cancel());
-  lt.start();
+  cancelled.count_down();
   auto g = coring::run_coroutine_threadsafe(lt.loop(), where_and_after(1ms));
   (void)g.get();  // the loop has handled both hand-overs by now
   CHECK_FALSE(ran);

@@ -178,7 +178,9 @@ TEST_CASE("cancelling the task that runs a group cancels the body and the childr
         (void)co_await cancellable(n);  // the body is cancelled too
       });
     }(c));
-    co_await coring::sleep_for(2ms);
+    // Steps, not time: the body and the children must have started (a task
+    // cancelled before it first ran never runs its body, so it counts nothing).
+    for (int i = 0; i < 10; ++i) co_await coring::yield();
     runner.cancel();
     bool runner_cancelled = false;
     try {
@@ -282,6 +284,7 @@ TEST_CASE("a child's failure is reported, not lost, when the caller's cancellati
       }
       co_await coring::sleep_for(20ms);  // the body's clean-up outlasts both events
     }));
+    co_await coring_test::let_children_start();  // the child's 1 ms starts before our 5 ms
     co_await coring::sleep_for(5ms);
     runner.cancel();
     try {

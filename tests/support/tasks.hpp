@@ -30,6 +30,14 @@ inline coring::task<int> fails_after(std::chrono::milliseconds d, std::string me
   throw std::runtime_error(message);
 }
 
+/// Lets the tasks spawned so far — and those they spawn, a few levels down —
+/// start and reach their first suspension. Steps, not time: under a loaded
+/// machine a short sleep may end before a child ever ran, and a task
+/// cancelled before it first ran never runs its body.
+inline coring::task<> let_children_start(int steps = 10) {
+  for (int i = 0; i < steps; ++i) co_await coring::yield();
+}
+
 /// Sleeps 10 s; counts the cancellation it observes, then lets it go on.
 inline coring::task<int> cancellable(int& cancellations, counted = {}) {
   try {

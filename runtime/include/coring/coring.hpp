@@ -8,11 +8,13 @@
 #include <coring/error.hpp>
 #include <coring/event.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/file.hpp>
 #include <coring/future.hpp>
 #include <coring/future_as_completed.hpp>
 #include <coring/gather.hpp>
 #include <coring/generator.hpp>
 #include <coring/io.hpp>
+#include <coring/loop_thread.hpp>
 #include <coring/mutex.hpp>
 #include <coring/outcome.hpp>
 #include <coring/process_pool.hpp>

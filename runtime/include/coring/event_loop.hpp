@@ -11,8 +11,11 @@
 // reaps completions in one batch (waiting only when nothing is ready), fires
 // expired timers, runs functions posted from other threads, then resumes the
 // ready coroutines in FIFO order.
-// Embedding: run_once(), fd() and next_timeout() let a host service drive
-// the loop from its own poll loop; post() is safe from any thread.
+//
+// Embedding: a host service (its own epoll loop, a Boost.Asio io_context, a
+// libuv loop) drives the loop with fd(), next_timeout() and run_once(); the
+// contract is written out once, above run_once() below. To run a loop on a
+// thread of its own instead, see <coring/loop_thread.hpp>.
 
 #include <coring/detail/assert.hpp>
 #include <coring/detail/duration.hpp>
@@ -65,16 +68,20 @@ struct posted_call final : inbox_item {
 
 class event_loop {
  public:
-  /// How the ring is set up.
+  /// How the loop is set up.
   struct options {
     unsigned ring_entries = 1024;  ///< submission queue size (power of two)
+    /// How long run_once() goes on running work that is ready before it
+    /// returns to its host, so that the host's own descriptors are served.
+    std::chrono::nanoseconds run_once_slice = std::chrono::microseconds(500);
   };
 
   /// Counters for tests and tuning.
   struct statistics {
     std::uint64_t steps = 0;          ///< run steps taken
     std::uint64_t blocking_waits = 0; ///< times the loop parked in the ring
-    std::uint64_t wakeups = 0;        ///< eventfd writes made by other threads to wake it
+    std::uint64_t host_parks = 0;     ///< times the loop was left idle to its host with fd() armed (run_once, next_timeout)
+    std::uint64_t wakeups = 0;        ///< eventfd writes made by other threads to wake it (at most one per park of either kind)
     std::uint64_t completions = 0;    ///< CQEs reaped
   };
 
@@ -109,18 +116,69 @@ class event_loop {
   /// Makes run_forever() return after the current step. Loop thread only.
   void stop() noexcept { stop_requested_ = true; }
 
-  /// One run step for a host that drives the loop: resumes what is ready,
-  /// reaps completions and fires timers, waiting at most `max_wait` if
-  /// nothing is ready. Returns true if the loop still has work (ready
-  /// coroutines, live tasks, timers or operations in flight).
+  // ---- Embedding: the contract between the loop and a host that drives it ----
+  //
+  // What to watch: fd(), for readability only (POLLIN, EPOLLIN, Asio's
+  //   async_wait(wait_read), libuv's UV_READABLE). It is an eventfd that the
+  //   kernel signals when ring operations complete (io_uring_register_eventfd:
+  //   the ring's own fd is not woken for DEFER_TASKRUN's deferred work) and
+  //   that other threads write when they post work, finish a future the loop
+  //   awaits or cancel one. Never read or write it yourself: run_once()
+  //   empties it.
+  // How long the host may sleep: next_timeout(). Zero: call run_once() now,
+  //   without sleeping. A duration: the next timer is due then (round up to
+  //   your timer's granularity; waking early costs one idle run_once()).
+  //   nullopt: only fd() can bring work.
+  // When to call what: the host's loop is
+  //     for (;;) {
+  //       auto t = loop.next_timeout();       // after anything that touched the loop
+  //       sleep until fd() is readable, or t passes (with your own descriptors);
+  //       loop.run_once();                    // fd() readable, t passed, or t was zero
+  //     }
+  //   run_once() (no argument) never blocks: it runs what is ready for at most
+  //   options::run_once_slice, then empties fd() and arms it before returning.
+  //   Calling it when nothing is ready is harmless; a host that wakes only for
+  //   fd() and t never spins.
+  // From which thread: run_once(), next_timeout(), spawn() and everything that
+  //   touches tasks, on the thread that created the loop, between run_once()
+  //   calls or inside the loop's coroutines. Work the host starts there outside
+  //   run_once() (spawn(), a join_handle's cancel(), event::set()) makes
+  //   next_timeout() zero: ask it again before sleeping. post() and the
+  //   futures of thread_pool, process_pool and run_coroutine_threadsafe: any
+  //   thread; they make fd() readable.
+  // From inside a coroutine of the loop: post(), spawn(), stop(), fd() and
+  //   next_timeout() are fine; run_once(), run_until_complete() and
+  //   run_forever() are not (no re-entrancy; asserted in debug builds).
+  // Mixing: run_until_complete() and run_forever() may run in between (they
+  //   block in the ring itself); the next next_timeout() or run_once() re-arms fd().
+  // Lifetime: take fd() out of your poller before the loop is destroyed.
+
+  /// Runs the loop for a host: waits at most `max_wait` for work if nothing is
+  /// ready (zero, the default: never waits), then runs steps while work is
+  /// ready, for at most options::run_once_slice. When it returns with nothing
+  /// ready, fd() is empty and armed: it becomes readable for any new work.
+  /// Returns true if the loop still has work (ready coroutines, live tasks,
+  /// timers or operations in flight).
+  /// **Errors:** io_error if the ring fails, or (first call only) if the kernel
+  /// refuses to register fd() with the ring.
+  /// **Requires:** called on the loop's thread, not from one of its coroutines.
   bool run_once(std::chrono::nanoseconds max_wait = std::chrono::nanoseconds::zero());
 
-  /// A descriptor (the ring's) that becomes readable when I/O completes or
-  /// another thread posts work; poll it, then call run_once().
+  /// The descriptor a host polls for readability: it becomes readable when a
+  /// ring operation completes, another thread posts work, or a future the
+  /// loop awaits ends or is cancelled. Valid for the loop's lifetime; never
+  /// changes. See the embedding contract above.
+  /// **Thread safety:** any thread.
   [[nodiscard]] int fd() const noexcept;
   /// How long a host may sleep before the next run_once() is due: zero if
-  /// coroutines are ready, the time to the next timer, or nullopt for "until fd() is readable".
-  [[nodiscard]] std::optional<std::chrono::nanoseconds> next_timeout() const;
+  /// work is ready (coroutines, posted functions, operations to submit), the
+  /// time to the next timer, or nullopt for "until fd() is readable". If
+  /// fd() is not armed yet (a new loop, or one that ran run_until_complete),
+  /// arms it first, as run_once() does before it returns.
+  /// **Errors:** as run_once() (arming may enter the kernel).
+  /// **Requires:** called on the loop's thread. From inside a coroutine of the
+  /// loop it always says zero.
+  [[nodiscard]] std::optional<std::chrono::nanoseconds> next_timeout();
 
   /// Runs `fn` on the loop's thread soon (asyncio's call_soon_threadsafe).
   /// **Thread safety:** callable from any thread, also while the loop sleeps:
@@ -179,6 +237,8 @@ class event_loop {
 
   void post_item(detail::inbox_item* item) noexcept;
   void step(bool may_block, std::int64_t max_wait_ns);
+  bool hand_to_host();
+  void leave_host_park() noexcept;
   void drain_inbox() noexcept;
   void cancel_all_and_drain();
   void shut_down() noexcept;
@@ -194,6 +254,7 @@ class event_loop {
   bool running_ = false;                   // inside run_until_complete / run_forever / run_once
   bool stop_requested_ = false;            // stop() was called
   bool draining_ = false;                  // cancel_all_and_drain() runs: new tasks are cancelled at once
+  bool host_parked_ = false;               // run_once() left the loop idle with fd() armed; the next run unparks
 };
 
 /// How coring::run runs its task.
@@ -217,6 +278,7 @@ T run(task<T> t, run_options opts = {});
 template <class T>
 T event_loop::run_until_complete(task<T> t) {
   CORING_ASSERT(!running_, "event_loop::run_until_complete called re-entrantly");
+  if (host_parked_) leave_host_park();
   auto h = detail::start_spawned(*this, t, "main");
   struct owner {
     decltype(h) frame;

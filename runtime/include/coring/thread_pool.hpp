@@ -147,14 +147,14 @@ class thread_pool {
   bool stopping_ = false;                          // shutdown() was called
 };
 
-/// The process-wide default pool used by to_thread() and by DNS resolution
+/// The process-wide default pool used by to_thread()
 /// (asyncio's default executor): created on first use with default_size()
 /// workers, shut down with wait at exit.
 /// **Thread safety:** any thread.
 [[nodiscard]] thread_pool& default_thread_pool();
 
 /// Runs `f(args...)` on the default pool (asyncio.to_thread); await the
-/// future. net's DNS resolution (getaddrinfo) runs on the same pool.
+/// future. (net's DNS resolution does not use it: getaddrinfo runs on a lane of its own.)
 /// **Cancellation:** as thread_pool::submit. **Errors:** as thread_pool::submit.
 template <class F, class... A>
 [[nodiscard]] future<detail::job_result_t<F, A...>> to_thread(F&& f, A&&... args) {
