@@ -77,8 +77,7 @@ TEST_CASE("a run_coroutine_threadsafe future cancelled before the task started n
 
 TEST_CASE("future.cancel() on a running run_coroutine_threadsafe task cancels it on its loop, at once"
           * doctest::timeout(10)) {
-  loop_thread lt;
-  lt.start();
+  coring::loop_thread lt;
   std::atomic<bool> started{false};
   std::atomic<int> cancellations{0};
   auto f = coring::run_coroutine_threadsafe(lt.loop(), [](std::atomic<bool>& started, std::atomic<int>& seen)
@@ -103,8 +102,7 @@ TEST_CASE("future.cancel() on a running run_coroutine_threadsafe task cancels it
 
 TEST_CASE("a run_coroutine_threadsafe task that catches the cancellation gives its value to the future"
           * doctest::timeout(10)) {
-  loop_thread lt;
-  lt.start();
+  coring::loop_thread lt;
   std::atomic<bool> started{false};
   auto f = coring::run_coroutine_threadsafe(lt.loop(), [](std::atomic<bool>& started) -> coring::task<int> {
     started = true;
@@ -122,8 +120,7 @@ TEST_CASE("a run_coroutine_threadsafe task that catches the cancellation gives i
 
 TEST_CASE("stress: cancel() racing with the end of run_coroutine_threadsafe tasks ends every future once"
           * doctest::timeout(30)) {
-  loop_thread lt;
-  lt.start();
+  coring::loop_thread lt;
   std::mt19937 rng(777);
   int values = 0;
   int cancelled = 0;
