@@ -298,7 +298,15 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     // A job that our cancellation stopped before it started: that is the
     // cancellation, delivered here once.
     if (state_->was_cancelled()) detail::consume_cancel(node);
-    return state_->take();
+    try {
+      return state_->take();
+    } catch (const cancelled&) {
+      // The job ended cancelled (a run_coroutine_threadsafe task that our
+      // cancellation reached ends so, possibly before our hook could detach
+      // us): that exception is the delivery, so a pending request is spent.
+      detail::consume_cancel(node);
+      throw;
+    }
   }
 
  private:
