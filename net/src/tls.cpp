@@ -2,6 +2,7 @@
 
 #include "tls_record_layer.hpp"
 
+#include <coring/detail/assert.hpp>
 #include <coring/detail/duration.hpp>
 #include <coring/error.hpp>
 #include <coring/mutex.hpp>
@@ -50,6 +51,7 @@ class tls_connection {
   tls_record_layer records;                    // the protocol; never touches the socket
   tcp_stream tcp;                              // moves the ciphertext through the ring
   std::string name;                            // "host:port" or the peer address, for messages
+  std::string host;                            // what a client connects to (resolved by tcp_stream::connect)
   std::string session_key;                     // a client's cache key ("host:port"); empty: no caching
   coring::mutex write_lock;  // held while ciphertext is being sent: by a write, or by a read that must send
   bool established = false;    // the handshake finished
@@ -316,8 +318,12 @@ std::shared_ptr<tls_context_state> make_context(const tls_options& o, bool serve
   if (!o.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1)
       throw tls_error("load certificate " + o.cert_file + ": " + detail::openssl_reason());
-    if (SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      throw tls_error("load key " + o.key_file + ": " + detail::openssl_reason());
+    if (SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+      throw tls_error((mismatch ? "key " + o.key_file + " does not match certificate " + o.cert_file
+                                : "load key " + o.key_file) +
+                      ": " + detail::openssl_reason());
+    }
     if (SSL_CTX_check_private_key(ctx) != 1)
       throw tls_error("key " + o.key_file + " does not match certificate " + o.cert_file + ": " +
                       detail::openssl_reason());
@@ -410,36 +416,46 @@ tls_stream::tls_stream(tls_stream&&) noexcept = default;
 tls_stream& tls_stream::operator=(tls_stream&&) noexcept = default;
 tls_stream::~tls_stream() = default;
 
+// The connection is made, and the client's names set, before the coroutine
+// starts, so that the coroutines take only a pointer and plain values.
+task<tls_stream> tls_stream::connect_to(std::unique_ptr<detail::tls_connection> c, std::uint16_t port,
+                                        std::chrono::nanoseconds timeout) {
+  const auto deadline = coring::detail::deadline_after(timeout);
+  c->tcp = co_await tcp_stream::connect(c->host, port, {.timeout = timeout});
+  co_await handshake(*c, deadline, timeout);
+  co_return tls_stream(std::move(c));
+}
+
+task<tls_stream> tls_stream::handshake_over(std::unique_ptr<detail::tls_connection> c,
+                                            std::chrono::nanoseconds timeout) {
+  const auto deadline = coring::detail::deadline_after(timeout);
+  co_await handshake(*c, deadline, timeout);
+  co_return tls_stream(std::move(c));
+}
+
 task<tls_stream> tls_stream::connect(const tls_context& ctx, std::string host, std::uint16_t port,
                                      tls_connect_options o) {
   CORING_ASSERT(!ctx.is_server(), "tls_stream::connect needs a client context");
-  const auto deadline = coring::detail::deadline_after(o.timeout);
-  tcp_stream tcp = co_await tcp_stream::connect(host, port, {.timeout = o.timeout});
-  std::string name = target_name(host, port);
-  auto c = std::make_unique<tls_connection>(ctx.state_, std::move(tcp), name);
-  prepare_client(*c, o.server_name.empty() ? host : o.server_name, caches_sessions(*ctx.state_));
-  co_await handshake(*c, deadline, o.timeout);
-  co_return tls_stream(std::move(c));
+  const std::string checked = o.server_name.empty() ? host : std::string(o.server_name);
+  auto c = std::make_unique<tls_connection>(ctx.state_, tcp_stream(), target_name(checked, port));
+  prepare_client(*c, checked, caches_sessions(*ctx.state_));
+  c->host = std::move(host);
+  return connect_to(std::move(c), port, o.timeout);
 }
 
 task<tls_stream> tls_stream::connect(const tls_context& ctx, tcp_stream tcp, std::string server_name, io_options o) {
   CORING_ASSERT(!ctx.is_server(), "tls_stream::connect needs a client context");
-  const auto deadline = coring::detail::deadline_after(o.timeout);
-  std::string name = server_name.empty() ? tcp.peer().to_string()
-                                         : target_name(server_name, tcp.peer().port());
+  std::string name = server_name.empty() ? tcp.peer().to_string() : target_name(server_name, tcp.peer().port());
   auto c = std::make_unique<tls_connection>(ctx.state_, std::move(tcp), std::move(name));
   prepare_client(*c, server_name, caches_sessions(*ctx.state_) && !server_name.empty());
-  co_await handshake(*c, deadline, o.timeout);
-  co_return tls_stream(std::move(c));
+  return handshake_over(std::move(c), o.timeout);
 }
 
 task<tls_stream> tls_stream::accept(const tls_context& ctx, tcp_stream tcp, io_options o) {
   CORING_ASSERT(ctx.is_server(), "tls_stream::accept needs a server context");
-  const auto deadline = coring::detail::deadline_after(o.timeout);
   std::string name = tcp.peer().to_string();
   auto c = std::make_unique<tls_connection>(ctx.state_, std::move(tcp), std::move(name));
-  co_await handshake(*c, deadline, o.timeout);
-  co_return tls_stream(std::move(c));
+  return handshake_over(std::move(c), o.timeout);
 }
 
 task<std::size_t> tls_stream::read_some(std::span<std::byte> buffer, io_options o) {

@@ -59,19 +59,19 @@ enum class client_certificate {
 struct tls_options {
   /// Certificates to trust (a PEM file of one or more). Empty with an empty
   /// ca_dir: the system store (Debian's ca-certificates).
-  std::string ca_file;
+  std::string ca_file{};
   /// A directory of trusted certificates in OpenSSL's hashed layout (c_rehash).
-  std::string ca_dir;
+  std::string ca_dir{};
   /// Check the peer's certificate: chain, dates and, for clients, the host
   /// name. Off only for tests against peers nobody can vouch for.
   bool verify = true;
   /// Our certificate chain (leaf first), for servers and for client certificates.
-  std::string cert_file;
+  std::string cert_file{};
   /// The private key of cert_file.
-  std::string key_file;
+  std::string key_file{};
   /// Application protocols offered (client) or accepted (server), in order of
   /// preference: {"h2", "http/1.1"}. Empty: no ALPN.
-  std::vector<std::string> alpn;
+  std::vector<std::string> alpn{};
   /// The oldest protocol version allowed.
   tls_version min_version = tls_version::tls1_2;
   /// The newest protocol version allowed.
@@ -114,8 +114,11 @@ struct tls_connect_options {
   /// with coring::timeout_error after this long. max(): no limit.
   std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
   /// The name sent as SNI and checked against the certificate, when it is
-  /// not the host connected to. Empty: the host.
-  std::string server_name;
+  /// not the host connected to. Empty: the host. Copied by connect() before
+  /// it returns. (A view, not a std::string: g++ 12 moves a temporary
+  /// aggregate holding a std::string bytewise into a coroutine frame when it
+  /// appears in a co_await expression, breaking the string.)
+  std::string_view server_name{};
 };
 
 /// One TLS connection over a tcp_stream (see the top of this header).
@@ -217,6 +220,9 @@ class tls_stream {
 
  private:
   explicit tls_stream(std::unique_ptr<detail::tls_connection> c) noexcept;
+  static task<tls_stream> connect_to(std::unique_ptr<detail::tls_connection> c, std::uint16_t port,
+                                     std::chrono::nanoseconds timeout);
+  static task<tls_stream> handshake_over(std::unique_ptr<detail::tls_connection> c, std::chrono::nanoseconds timeout);
   std::unique_ptr<detail::tls_connection> c_;  // the connection's state, on the heap so that it never moves
 };
 

@@ -1,0 +1,549 @@
+#include <coring/net/tls.hpp>
+
+#include <doctest/doctest.h>
+
+#include <coring/error.hpp>
+#include <coring/event.hpp>
+#include <coring/gather.hpp>
+#include <coring/net/buffered_reader.hpp>
+#include <coring/net/error.hpp>
+#include <coring/net/tcp.hpp>
+#include <coring/sleep.hpp>
+#include <coring/spawn.hpp>
+#include <coring/task.hpp>
+
+#include "support/cancel_once.hpp"
+#include "support/fds.hpp"
+#include "support/net.hpp"
+#include "support/sanitizers.hpp"
+#include "support/tls.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using coring::task;
+using coring::net::client_certificate;
+using coring::net::tcp_listener;
+using coring::net::tcp_stream;
+using coring::net::tls_context;
+using coring::net::tls_error;
+using coring::net::tls_options;
+using coring::net::tls_stream;
+using coring::net::tls_version;
+using coring_test::bytes_of;
+using coring_test::pki;
+using coring_test::run_net;
+using coring_test::text_of;
+
+tls_context server_context(const coring_test::cert_files& id, tls_options o = {}) {
+  o.cert_file = id.cert;
+  o.key_file = id.key;
+  return tls_context::server(o);
+}
+
+tls_context trusting_client(tls_options o = {}) {
+  o.ca_file = pki().ca;
+  return tls_context::client(o);
+}
+
+// Reads exactly `n` bytes (fewer only at end of stream).
+task<std::vector<std::byte>> read_n(tls_stream& s, std::size_t n) {
+  std::vector<std::byte> out(n);
+  std::size_t got = 0;
+  while (got < n) {
+    std::size_t k = co_await s.read_some(std::span(out).subspan(got, std::min<std::size_t>(n - got, 1 << 20)));
+    if (k == 0) break;
+    got += k;
+  }
+  out.resize(got);
+  co_return out;
+}
+
+// Echoes until end of stream, then closes with close_notify; says whether
+// the peer's end was truncated.
+task<bool> echo(tls_stream s) {
+  std::vector<std::byte> buf(65536);
+  for (;;) {
+    std::size_t n = co_await s.read_some(buf);
+    if (n == 0) break;
+    co_await s.write_all(std::span(buf).first(n));
+  }
+  const bool truncated = s.truncated();
+  co_await s.close();
+  co_return truncated;
+}
+
+// A server on a loopback port that runs `handler` over each TLS connection it accepts.
+struct echo_server {
+  tcp_listener listener = coring_test::loopback_listener();
+  [[nodiscard]] std::uint16_t port() const { return listener.local_address().port(); }
+};
+
+task<bool> serve_one_echo(tcp_listener& l, const tls_context& ctx) {
+  tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept(), {.timeout = 10s});
+  co_return co_await echo(std::move(s));
+}
+
+task<> echo_test(std::size_t size) {
+  echo_server srv;
+  tls_context sctx = server_context(pki().server);
+  auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+  tls_context cctx = trusting_client();
+  tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port(), {.timeout = 10s});
+  CHECK(c.version() == "TLSv1.3");
+  const auto data = coring_test::pattern(size, static_cast<std::uint32_t>(size));
+  auto writer = coring::spawn([](tls_stream& c, const std::vector<std::byte>& d) -> task<> {
+    co_await c.write_all(d);
+  }(c, data));
+  auto back = co_await read_n(c, data.size());
+  co_await writer;
+  CHECK(back.size() == data.size());
+  CHECK(back == data);
+  co_await c.close();
+  CHECK_FALSE(co_await server);  // the server saw our close_notify
+}
+
+// Connects to a server using `id`, expecting the handshake to fail; gives
+// the client's and the server's errors.
+struct refusal {
+  std::string client;
+  long client_verify = 0;
+  std::string server;
+};
+
+task<refusal> refused(const coring_test::cert_files& id, std::string name, tls_context cctx) {
+  refusal r;
+  echo_server srv;
+  tls_context sctx = server_context(id);
+  auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, refusal& r) -> task<> {
+    try {
+      (void)co_await tls_stream::accept(ctx, co_await l.accept(), {.timeout = 10s});
+    } catch (const tls_error& e) {
+      r.server = e.what();
+    }
+  }(srv.listener, sctx, r));
+  try {
+    (void)co_await tls_stream::connect(cctx, "127.0.0.1", srv.port(), {.timeout = 10s, .server_name = name});
+  } catch (const tls_error& e) {
+    r.client = e.what();
+    r.client_verify = e.verify_result();
+  }
+  co_await server;
+  co_return r;
+}
+
+}  // namespace
+
+TEST_SUITE("net/tls") {
+
+TEST_CASE("handshake and echo of 1 byte, client close_notify seen by the server" * doctest::timeout(20)) {
+  run_net(echo_test(1));
+}
+
+TEST_CASE("handshake and echo of 1 MiB" * doctest::timeout(30)) { run_net(echo_test(1 << 20)); }
+
+TEST_CASE("handshake and echo of 64 MiB (16 MiB under ASan)" * doctest::timeout(120)) {
+  run_net(echo_test(coring_test::under_asan ? 16u << 20 : 64u << 20));
+}
+
+TEST_CASE("a tls_stream is a byte_stream: buffered_reader reads lines from it" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    co_await c.write_all(bytes_of("first line\r\nsecond\n"));
+    coring::net::buffered_reader in(c);
+    CHECK(co_await in.read_line(100) == std::optional<std::string_view>("first line"));
+    CHECK(co_await in.read_line(100) == std::optional<std::string_view>("second"));
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("ALPN picks the server's first choice the client offers, and sessions resume" * doctest::timeout(20)) {
+  for (tls_version v : {tls_version::tls1_2, tls_version::tls1_3}) {
+    CAPTURE(static_cast<int>(v));
+    run_net([](tls_version v) -> task<> {
+      echo_server srv;
+      tls_context sctx = server_context(pki().server, {.alpn = {"h2", "http/1.1"}});
+      tls_context cctx = trusting_client({.alpn = {"http/1.1", "h2"}, .max_version = v});
+      for (int i = 0; i < 2; ++i) {
+        auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+        tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+        CHECK(c.alpn() == "h2");
+        CHECK(c.version() == (v == tls_version::tls1_3 ? "TLSv1.3" : "TLSv1.2"));
+        CHECK(c.session_reused() == (i == 1));
+        CHECK_FALSE(c.cipher().empty());
+        co_await c.write_all(bytes_of("x"));
+        CHECK(text_of(co_await read_n(c, 1)) == "x");  // TLS 1.3: the session ticket arrives with it
+        co_await c.close();
+        CHECK_FALSE(co_await server);
+      }
+      CHECK(cctx.cached_sessions() == 1);
+    }(v));
+  }
+}
+
+TEST_CASE("no common ALPN protocol: the handshake goes on without one" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server, {.alpn = {"h2"}});
+    auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+    tls_context cctx = trusting_client({.alpn = {"http/1.1"}});
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    CHECK(c.alpn().empty());
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("connecting by IP address checks the certificate's IP entry" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "127.0.0.1", srv.port());
+    CHECK(c.is_open());
+    co_await c.close();
+    CHECK_FALSE(c.is_open());
+    CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("a wrong host name is refused with 'hostname mismatch'" * doctest::timeout(20)) {
+  refusal r = run_net(refused(pki().server, "wrong.example", trusting_client()));
+  CHECK(r.client.find("TLS handshake with wrong.example:") == 0);
+  CHECK(r.client.find("certificate verify failed: hostname mismatch") != std::string::npos);
+  CHECK(r.client_verify != 0);
+  CHECK(r.server.find("TLS handshake with 127.0.0.1:") == 0);
+  CHECK(r.server.find("alert") != std::string::npos);
+}
+
+TEST_CASE("an expired certificate is refused with 'certificate has expired'" * doctest::timeout(20)) {
+  refusal r = run_net(refused(pki().expired, "localhost", trusting_client()));
+  CHECK(r.client.find("certificate verify failed: certificate has expired") != std::string::npos);
+  CHECK(r.server.find("alert certificate expired") != std::string::npos);
+}
+
+TEST_CASE("a certificate from an unknown CA is refused with 'unable to get local issuer certificate'" *
+          doctest::timeout(20)) {
+  refusal r = run_net(refused(pki().untrusted, "localhost", trusting_client()));
+  CHECK(r.client.find("certificate verify failed: unable to get local issuer certificate") != std::string::npos);
+  CHECK(r.server.find("alert unknown ca") != std::string::npos);
+}
+
+TEST_CASE("a self-signed certificate is refused with 'self-signed certificate'" * doctest::timeout(20)) {
+  refusal r = run_net(refused(pki().self_signed, "localhost", trusting_client()));
+  CHECK(r.client.find("certificate verify failed: self-signed certificate") != std::string::npos);
+}
+
+TEST_CASE("the system store does not trust the test CA; verify off accepts anything" * doctest::timeout(20)) {
+  refusal r = run_net(refused(pki().server, "localhost", tls_context::client()));
+  CHECK(r.client.find("unable to get local issuer certificate") != std::string::npos);
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().self_signed);
+    auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+    tls_context cctx = tls_context::client({.verify = false});
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    CHECK(c.peer_subject() == "CN=localhost");
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("load errors name the file and OpenSSL's reason" * doctest::timeout(10)) {
+  const auto& p = pki();
+  auto message = [](auto make) -> std::string {
+    try {
+      make();
+    } catch (const tls_error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  CHECK(message([&] { (void)tls_context::client({.ca_file = p.missing}); }) ==
+        "load CA file " + p.missing + ": No such file or directory");
+  CHECK(message([&] { (void)tls_context::server({.cert_file = p.missing, .key_file = p.server.key}); }) ==
+        "load certificate " + p.missing + ": No such file or directory");
+  CHECK(message([&] { (void)tls_context::server({.cert_file = p.not_pem, .key_file = p.server.key}); }) ==
+        "load certificate " + p.not_pem + ": no start line");
+  CHECK(message([&] { (void)tls_context::server({.cert_file = p.server.cert, .key_file = p.not_pem}); })
+            .starts_with("load key " + p.not_pem + ": "));
+  CHECK(message([&] { (void)tls_context::server({.cert_file = p.server.cert, .key_file = p.client.key}); })
+            .starts_with("key " + p.client.key + " does not match certificate " + p.server.cert));
+  CHECK(message([&] { (void)tls_context::server({}); }).find("needs a certificate") != std::string::npos);
+  CHECK(message([&] { (void)tls_context::client({.alpn = {""}}); }).find("ALPN") != std::string::npos);
+}
+
+TEST_CASE("client certificates: required and given, required and missing, requested and missing" *
+          doctest::timeout(20)) {
+  const auto& p = pki();
+  // Required and given: the server sees who the client is.
+  run_net([](const coring_test::test_pki& p) -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(p.server, {.ca_file = p.ca, .client_certificates = client_certificate::require});
+    std::string subject;
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, std::string& subject) -> task<bool> {
+      tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+      subject = s.peer_subject();
+      co_return co_await echo(std::move(s));
+    }(srv.listener, sctx, subject));
+    tls_context cctx = trusting_client({.cert_file = p.client.cert, .key_file = p.client.key});
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    co_await c.write_all(bytes_of("hi"));
+    CHECK(text_of(co_await read_n(c, 2)) == "hi");
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+    CHECK(subject == "CN=client");
+  }(p));
+  // Required and missing: the server refuses; the client learns it from the
+  // alert, at the end of its handshake (TLS 1.2) or at its first read (1.3).
+  for (tls_version v : {tls_version::tls1_2, tls_version::tls1_3}) {
+    CAPTURE(static_cast<int>(v));
+    run_net([](const coring_test::test_pki& p, tls_version v) -> task<> {
+      echo_server srv;
+      tls_context sctx =
+          server_context(p.server, {.ca_file = p.ca, .client_certificates = client_certificate::require});
+      std::string server_error;
+      auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, std::string& err) -> task<> {
+        try {
+          (void)co_await tls_stream::accept(ctx, co_await l.accept());
+        } catch (const tls_error& e) {
+          err = e.what();
+        }
+      }(srv.listener, sctx, server_error));
+      tls_context cctx = trusting_client({.max_version = v});
+      std::string client_error;
+      try {
+        tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+        std::array<std::byte, 1> b;
+        (void)co_await c.read_some(b);
+      } catch (const tls_error& e) {
+        client_error = e.what();
+      }
+      co_await server;
+      CHECK(server_error.find("peer did not return a certificate") != std::string::npos);
+      CHECK(client_error.find("alert") != std::string::npos);
+    }(p, v));
+  }
+  // Requested and missing: let in, no subject.
+  run_net([](const coring_test::test_pki& p) -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(p.server, {.ca_file = p.ca, .client_certificates = client_certificate::request});
+    std::string subject = "unset";
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, std::string& subject) -> task<bool> {
+      tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+      subject = s.peer_subject();
+      co_return co_await echo(std::move(s));
+    }(srv.listener, sctx, subject));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    co_await c.write_all(bytes_of("hi"));
+    CHECK(text_of(co_await read_n(c, 2)) == "hi");
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+    CHECK(subject.empty());
+  }(p));
+}
+
+TEST_CASE("a peer that closes without close_notify: read gives 0 and truncated() says so" * doctest::timeout(20)) {
+  for (bool clean : {false, true}) {
+    CAPTURE(clean);
+    run_net([](bool clean) -> task<> {
+      echo_server srv;
+      tls_context sctx = server_context(pki().server);
+      auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, bool clean) -> task<> {
+        tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+        co_await s.write_all(bytes_of("bye"));
+        if (clean) co_await s.close();
+        // else: the stream dies here and its socket is closed without a close_notify
+      }(srv.listener, sctx, clean));
+      tls_context cctx = trusting_client();
+      tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+      CHECK(text_of(co_await read_n(c, 3)) == "bye");
+      co_await server;
+      std::array<std::byte, 16> b;
+      CHECK(co_await c.read_some(b) == 0);
+      CHECK(c.truncated() == !clean);
+      CHECK(co_await c.read_some(b) == 0);  // and stays at end of stream
+      co_await c.close();
+    }(clean));
+  }
+}
+
+TEST_CASE("a plain-text client is refused by a TLS server with tls_error" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    std::string err;
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, std::string& err) -> task<> {
+      try {
+        (void)co_await tls_stream::accept(ctx, co_await l.accept());
+      } catch (const tls_error& e) {
+        err = e.what();
+      }
+    }(srv.listener, sctx, err));
+    tcp_stream c = co_await tcp_stream::connect(srv.listener.local_address());
+    co_await c.write_all(bytes_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    co_await server;
+    CHECK(err.find("TLS handshake with 127.0.0.1:") == 0);
+  }());
+}
+
+TEST_CASE("a handshake the peer never answers: the timeout ends connect and accept with timeout_error" *
+          doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context cctx = trusting_client();
+    // The listener accepts nothing at the TLS level: the client's ClientHello goes unanswered.
+    try {
+      (void)co_await tls_stream::connect(cctx, "localhost", srv.port(), {.timeout = 100ms});
+      FAIL("no timeout");
+    } catch (const coring::timeout_error& e) {
+      CHECK(std::string(e.what()) == "TLS handshake with localhost:" + std::to_string(srv.port()) +
+                                         ": timed out after 100 ms");
+    }
+    (void)co_await srv.listener.accept();  // that client's connection, closed by now
+    tcp_stream quiet = co_await tcp_stream::connect(srv.listener.local_address());
+    tls_context sctx = server_context(pki().server);
+    CHECK_THROWS_AS((void)co_await tls_stream::accept(sctx, co_await srv.listener.accept(), {.timeout = 100ms}),
+                    coring::timeout_error);
+  }());
+}
+
+TEST_CASE("cancelling a handshake in flight ends it with cancelled, exactly once, and closes its socket" *
+          doctest::timeout(20)) {
+  const int before = coring_test::settled_fd_count();
+  {
+    tcp_listener listener = coring_test::loopback_listener();
+    const std::uint16_t port = listener.local_address().port();
+    coring_test::expect_cancelled_once([port]() -> task<> {
+      tls_context cctx = trusting_client();
+      (void)co_await tls_stream::connect(cctx, "localhost", port);
+    }, 50);
+    // And the server side, waiting for a ClientHello that never comes.
+    coring_test::expect_cancelled_once([]() -> task<> {
+      tcp_listener quiet_listener = coring_test::loopback_listener();
+      tcp_stream quiet = co_await tcp_stream::connect(quiet_listener.local_address());
+      tls_context sctx = server_context(pki().server);
+      (void)co_await tls_stream::accept(sctx, co_await quiet_listener.accept());
+    }, 50);
+  }
+  CHECK(coring_test::fd_count_returns_to(before));
+}
+
+TEST_CASE("cancelling a read in flight loses nothing: the stream reads on afterwards" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    auto server = coring::spawn(serve_one_echo(srv.listener, sctx));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    auto reader = coring::spawn([](tls_stream& c) -> task<std::size_t> {
+      std::array<std::byte, 16> b;
+      co_return co_await c.read_some(b);
+    }(c));
+    co_await coring::sleep_for(10ms);
+    reader.cancel();
+    CHECK_THROWS_AS((void)co_await reader, coring::cancelled);
+    // The read with a timeout ends likewise and leaves the stream usable.
+    std::array<std::byte, 16> b;
+    CHECK_THROWS_AS((void)co_await c.read_some(b, {.timeout = 20ms}), coring::timeout_error);
+    co_await c.write_all(bytes_of("still here"));
+    CHECK(text_of(co_await read_n(c, 10)) == "still here");
+    co_await c.close();
+    CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("a cancelled write leaves the stream unable to write, and close still closes it" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    // A server that completes the handshake, then reads nothing.
+    coring::event release;
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, coring::event& release) -> task<> {
+      tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+      co_await release.wait();
+    }(srv.listener, sctx, release));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    const auto big = coring_test::pattern(64u << 20);
+    auto writer = coring::spawn([](tls_stream& c, const std::vector<std::byte>& d) -> task<> {
+      co_await c.write_all(d);
+    }(c, big));
+    co_await coring::sleep_for(20ms);  // the socket buffers are full by now: the send waits in the ring
+    writer.cancel();
+    CHECK_THROWS_AS(co_await writer, coring::cancelled);
+    CHECK_THROWS_AS((void)co_await c.write_all(bytes_of("more")), coring::io_error);
+    co_await c.close();
+    CHECK_FALSE(c.is_open());
+    release.set();
+    co_await server;
+  }());
+}
+
+TEST_CASE("operations on a closed or moved-from stream are io_error, close is idempotent" * doctest::timeout(10)) {
+  run_net([]() -> task<> {
+    tls_stream s;
+    CHECK_FALSE(s.is_open());
+    std::array<std::byte, 4> b;
+    CHECK_THROWS_AS((void)co_await s.read_some(b), coring::io_error);
+    CHECK_THROWS_AS((void)co_await s.write_some(b), coring::io_error);
+    co_await s.close();
+    co_await s.close();
+    CHECK(s.alpn().empty());
+    CHECK(s.peer_subject().empty());
+  }());
+}
+
+TEST_CASE("1,000 concurrent TLS connections on one loop are accepted, echoed and closed" * doctest::timeout(120)) {
+  run_net([]() -> task<> {
+    constexpr int n = 1000;
+    tcp_listener listener = coring_test::loopback_listener();
+    tls_context sctx = server_context(pki().server);
+    tls_context cctx = trusting_client();
+    const std::uint16_t port = listener.local_address().port();
+    int clean_ends = 0;
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx, int& clean_ends) -> task<> {
+      std::vector<coring::join_handle<void>> conns;
+      conns.reserve(n);
+      for (int i = 0; i < n; ++i) {
+        tcp_stream s = co_await l.accept();
+        conns.push_back(coring::spawn([](tcp_stream s, const tls_context& ctx, int& clean_ends) -> task<> {
+          tls_stream t = co_await tls_stream::accept(ctx, std::move(s), {.timeout = 60s});
+          if (!co_await echo(std::move(t))) ++clean_ends;
+        }(std::move(s), ctx, clean_ends)));
+      }
+      for (auto& c : conns) co_await c;
+    }(listener, sctx, clean_ends));
+    int echoed = 0;
+    std::vector<task<>> clients;
+    clients.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      clients.push_back([](int i, std::uint16_t port, const tls_context& ctx, int& echoed) -> task<> {
+        tls_stream c = co_await tls_stream::connect(ctx, "localhost", port, {.timeout = 60s});
+        std::string msg = "connection " + std::to_string(i);
+        co_await c.write_all(bytes_of(msg));
+        if (text_of(co_await read_n(c, msg.size())) == msg) ++echoed;
+        co_await c.close();
+      }(i, port, cctx, echoed));
+    }
+    co_await coring::gather(std::move(clients));
+    co_await server;
+    CHECK(echoed == n);
+    CHECK(clean_ends == n);
+  }());
+}
+
+}  // TEST_SUITE
