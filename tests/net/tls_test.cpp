@@ -18,11 +18,20 @@
 #include "support/sanitizers.hpp"
 #include "support/tls.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+extern char** environ;
 
 namespace {
 
@@ -136,6 +145,81 @@ task<refusal> refused(const coring_test::cert_files& id, std::string name, tls_c
   }
   co_await server;
   co_return r;
+}
+
+// A program started with its stdin and stdout (stderr too) on pipes: the
+// TLS peers that nobody here wrote (openssl s_server / s_client, Python's ssl).
+struct peer_process {
+  pid_t pid = -1;
+  int in = -1;   // its stdin
+  int out = -1;  // its stdout and stderr
+
+  explicit peer_process(std::vector<std::string> argv) {
+    int to[2], from[2];
+    REQUIRE(::pipe2(to, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(from, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, from[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, from[1], 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const int r = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(to[0]);
+    ::close(from[1]);
+    in = to[1];
+    out = from[0];
+    REQUIRE_MESSAGE(r == 0, "cannot start ", argv[0]);
+  }
+  peer_process(const peer_process&) = delete;
+  peer_process& operator=(const peer_process&) = delete;
+  ~peer_process() {
+    close_input();
+    if (out >= 0) ::close(out);
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  void write(std::string_view text) const { REQUIRE(::write(in, text.data(), text.size()) == static_cast<ssize_t>(text.size())); }
+  void close_input() {
+    if (in >= 0) ::close(in);
+    in = -1;
+  }
+  // Output until a line containing `marker` has been read or the output
+  // ends; gives up after 10 s without output.
+  std::string read_until(std::string_view marker) const {
+    std::string text;
+    for (;;) {
+      const auto nl = text.find(marker);
+      if (nl != std::string::npos && text.find('\n', nl) != std::string::npos) return text;
+      pollfd p{out, POLLIN, 0};
+      if (::poll(&p, 1, 10'000) <= 0) return text;
+      char buf[4096];
+      const ssize_t n = ::read(out, buf, sizeof buf);
+      if (n <= 0) return text;
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  // All output until it ends, then waits for the exit; true if it exited 0.
+  bool finish(std::string& text) {
+    text += read_until("\x01never");
+    int status = 0;
+    const bool ok = ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    pid = -1;
+    return ok;
+  }
+};
+
+// The port in "ACCEPT 127.0.0.1:43127" (openssl s_server's first line), or
+// in a line of digits (our Python server's).
+std::uint16_t port_in(const std::string& text, std::string_view after) {
+  const auto at = text.find(after);
+  if (at == std::string::npos) return 0;
+  return static_cast<std::uint16_t>(std::stoi(text.substr(at + after.size())));
 }
 
 }  // namespace
@@ -544,6 +628,113 @@ TEST_CASE("1,000 concurrent TLS connections on one loop are accepted, echoed and
     CHECK(echoed == n);
     CHECK(clean_ends == n);
   }());
+}
+
+TEST_CASE("interop: a coring client talks to openssl s_server, TLS 1.2 and 1.3" * doctest::timeout(30)) {
+  const auto& p = pki();
+  for (std::string v : {"-tls1_2", "-tls1_3"}) {
+    CAPTURE(v);
+    peer_process server({"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", p.server.cert, "-key",
+                         p.server.key, "-rev", "-naccept", "1", v});
+    const std::uint16_t port = port_in(server.read_until("ACCEPT"), "ACCEPT 127.0.0.1:");
+    REQUIRE(port != 0);
+    run_net([](std::uint16_t port, std::string v) -> task<> {
+      tls_context cctx = trusting_client();
+      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 10s});
+      CHECK(c.version() == (v == "-tls1_2" ? "TLSv1.2" : "TLSv1.3"));
+      co_await c.write_all(bytes_of("hello coring\n"));
+      coring::net::buffered_reader in(c, {.io = {.timeout = 10s}});
+      CHECK(co_await in.read_line(100) == std::optional<std::string_view>("gniroc olleh"));  // -rev: each line reversed
+      co_await c.close();
+    }(port, v));
+    std::string out;
+    CHECK(server.finish(out));
+    CHECK(out.find("CONNECTION CLOSED") != std::string::npos);  // it saw our close_notify
+  }
+}
+
+TEST_CASE("interop: openssl s_client verifies and talks to a coring server" * doctest::timeout(30)) {
+  run_net([]() -> task<> {
+    const auto& p = pki();
+    tcp_listener listener = coring_test::loopback_listener();  // a listener lives and dies in its loop
+    const std::string port = std::to_string(listener.local_address().port());
+    peer_process client({"openssl", "s_client", "-connect", "127.0.0.1:" + port, "-CAfile", p.ca, "-servername",
+                         "localhost", "-verify_return_error", "-quiet"});
+    client.write("ping\n");  // -quiet: it goes on after the end of its input, until we close
+    tls_context sctx = server_context(p.server);
+    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 10s}), {.timeout = 10s});
+    coring::net::buffered_reader in(s, {.io = {.timeout = 10s}});
+    CHECK(co_await in.read_line(100) == std::optional<std::string_view>("ping"));
+    co_await s.write_all(bytes_of("pong\n"));
+    co_await s.close();
+    std::string out;
+    CHECK(client.finish(out));  // blocks the loop, which has nothing else to do
+    CHECK(out.find("verify return:1") != std::string::npos);
+    CHECK(out.find("pong\n") != std::string::npos);
+  }());
+}
+
+TEST_CASE("interop: Python's ssl module as client and as server" * doctest::timeout(30)) {
+  // Python as the client of a coring server.
+  run_net([]() -> task<> {
+    const auto& p = pki();
+    tcp_listener listener = coring_test::loopback_listener();
+    peer_process client({"python3", "-c", R"(
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as s:
+    with ctx.wrap_socket(s, server_hostname="localhost") as t:
+        t.sendall(b"ping\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = t.recv(100)
+            if not chunk:
+                break
+            data += chunk
+        print(data.decode().strip(), t.version(), flush=True)
+)", p.ca, std::to_string(listener.local_address().port())});
+    tls_context sctx = server_context(p.server);
+    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 10s}), {.timeout = 10s});
+    coring::net::buffered_reader in(s, {.io = {.timeout = 10s}});
+    CHECK(co_await in.read_line(100) == std::optional<std::string_view>("ping"));
+    co_await s.write_all(bytes_of("pong\n"));
+    co_await s.close();
+    std::string out;
+    CHECK(client.finish(out));
+    CHECK(out == "pong TLSv1.3\n");
+  }());
+  // Python as the server of a coring client; it ends with close_notify (unwrap).
+  {
+    peer_process server({"python3", "-c", R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.create_server(("127.0.0.1", 0))
+print("PORT", srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+t = ctx.wrap_socket(conn, server_side=True)
+data = b""
+while not data.endswith(b"\n"):
+    data += t.recv(100)
+t.sendall(data.upper())
+t.unwrap()
+t.close()
+)", pki().server.cert, pki().server.key});
+    const std::uint16_t port = port_in(server.read_until("PORT"), "PORT ");
+    REQUIRE(port != 0);
+    run_net([](std::uint16_t port) -> task<> {
+      tls_context cctx = trusting_client();
+      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 10s});
+      co_await c.write_all(bytes_of("shout\n"));
+      coring::net::buffered_reader in(c, {.io = {.timeout = 10s}});
+      CHECK(co_await in.read_line(100) == std::optional<std::string_view>("SHOUT"));
+      CHECK_FALSE(co_await in.read_line(100));  // its close_notify
+      CHECK_FALSE(c.truncated());
+      co_await c.close();
+    }(port));
+    std::string out;
+    CHECK(server.finish(out));
+  }
 }
 
 }  // TEST_SUITE
