@@ -211,7 +211,7 @@ task<std::size_t> read_some(tls_connection* c, std::span<std::byte> buffer, io_o
         co_return 0;
       case result::failed:
         throw tls_error("read from " + c->name + ": " + c->records.failure());
-      case result::want_output: {  // a reply (a key update) filled the outgoing buffer: wait for the writer's turn
+      case result::want_output: {  // the outgoing buffer is full: wait for the writer's turn
         auto lock = co_await c->write_lock.scoped_lock();
         co_await flush(*c, o);
         continue;
@@ -219,8 +219,9 @@ task<std::size_t> read_some(tls_connection* c, std::span<std::byte> buffer, io_o
       case result::want_input:
         break;
     }
-    // Something the peer sent asked for a reply (a key update): send it now
-    // unless a write is sending, which sends everything queued before it ends.
+    // A read that queued output (rare: OpenSSL 3 sends a key update's reply
+    // with the next write) sends it now, unless a write is sending, which
+    // sends everything queued before it ends.
     if (c->records.has_output() && !c->write_broken && c->write_lock.try_lock()) {
       coring::mutex_guard lock(c->write_lock, std::adopt_lock);
       co_await flush(*c, o);

@@ -19,6 +19,7 @@
 #include "support/tls.hpp"
 
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -463,6 +464,38 @@ TEST_CASE("a peer that closes without close_notify: read gives 0 and truncated()
       co_await c.close();
     }(clean));
   }
+}
+
+TEST_CASE("key updates the peer requests, between reads and writes, disturb neither" * doctest::timeout(20)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    auto server = coring::spawn([](tcp_listener& l, const tls_context& ctx) -> task<> {
+      tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+      // Requested: the client must update its sending keys too and say so.
+      REQUIRE(SSL_key_update(static_cast<SSL*>(s.native_handle()), SSL_KEY_UPDATE_REQUESTED) == 1);
+      co_await s.write_all(bytes_of("x"));  // the KeyUpdate goes out first
+      co_await coring::sleep_for(20ms);
+      co_await s.write_all(bytes_of("w"));
+      CHECK(text_of(co_await read_n(s, 1)) == "y");  // under the client's new keys
+      REQUIRE(SSL_key_update(static_cast<SSL*>(s.native_handle()), SSL_KEY_UPDATE_REQUESTED) == 1);
+      co_await s.write_all(bytes_of("z"));
+      CHECK(text_of(co_await read_n(s, 1)) == "!");
+      co_await s.close();
+    }(srv.listener, sctx));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    CHECK(text_of(co_await read_n(c, 1)) == "x");
+    CHECK(text_of(co_await read_n(c, 1)) == "w");
+    co_await c.write_all(bytes_of("y"));  // OpenSSL sends the KeyUpdate reply with the next write
+    CHECK(text_of(co_await read_n(c, 1)) == "z");
+    co_await c.write_all(bytes_of("!"));
+    co_await server;
+    std::array<std::byte, 4> b;
+    CHECK(co_await c.read_some(b) == 0);
+    CHECK_FALSE(c.truncated());
+    co_await c.close();
+  }());
 }
 
 TEST_CASE("a plain-text client is refused by a TLS server with tls_error" * doctest::timeout(20)) {
