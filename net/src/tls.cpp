@@ -148,17 +148,13 @@ io_options left_until(clock::time_point deadline, const std::string& what, std::
 }
 
 // Sends all queued ciphertext. The caller holds write_lock (or owns the
-// stream alone, in the handshake). A failure or a cancellation part-way may
-// leave a record half sent, so the stream writes no more after one.
+// stream alone, in the handshake), and marks the stream write_broken if this
+// throws (including a cancellation that ends it before it starts): a
+// failure part-way may leave a record half sent.
 task<> flush(tls_connection& c, io_options o) {
-  try {
-    for (auto out = c.records.output(); !out.empty(); out = c.records.output()) {
-      const std::size_t n = co_await c.tcp.write_all(out, o);
-      c.records.sent(n);
-    }
-  } catch (...) {
-    c.write_broken = true;
-    throw;
+  for (auto out = c.records.output(); !out.empty(); out = c.records.output()) {
+    const std::size_t n = co_await c.tcp.write_all(out, o);
+    c.records.sent(n);
   }
 }
 
@@ -213,7 +209,12 @@ task<std::size_t> read_some(tls_connection* c, std::span<std::byte> buffer, io_o
         throw tls_error("read from " + c->name + ": " + c->records.failure());
       case result::want_output: {  // the outgoing buffer is full: wait for the writer's turn
         auto lock = co_await c->write_lock.scoped_lock();
-        co_await flush(*c, o);
+        try {
+          co_await flush(*c, o);
+        } catch (...) {
+          c->write_broken = true;
+          throw;
+        }
         continue;
       }
       case result::want_input:
@@ -224,7 +225,12 @@ task<std::size_t> read_some(tls_connection* c, std::span<std::byte> buffer, io_o
     // sends everything queued before it ends.
     if (c->records.has_output() && !c->write_broken && c->write_lock.try_lock()) {
       coring::mutex_guard lock(c->write_lock, std::adopt_lock);
-      co_await flush(*c, o);
+      try {
+        co_await flush(*c, o);
+      } catch (...) {
+        c->write_broken = true;
+        throw;
+      }
     }
     std::span<std::byte> space = c->records.input_space();
     if (space.empty()) throw tls_error("read from " + c->name + ": the incoming buffer is full");  // cannot happen: a record is < 17 KiB
@@ -242,25 +248,31 @@ task<std::size_t> write(tls_connection* c, std::span<const std::byte> data, io_o
   if (!c || !c->tcp.is_open()) throw_closed(c, "write to");
   if (data.empty()) co_return 0;
   auto lock = co_await c->write_lock.scoped_lock();
+  if (c->write_broken)
+    throw io_error(EPIPE, "write to " + c->name + " after a write that failed or was cancelled part-way");
   std::size_t done = 0;
-  while (done < data.size()) {
-    if (c->write_broken)
-      throw io_error(EPIPE, "write to " + c->name + " after a write that failed or was cancelled part-way");
-    std::size_t n = 0;
-    const result r = c->records.write(data.subspan(done), n);
-    if (r == result::done) {
-      done += n;
-      if (!all) break;
-    } else if (r == result::want_output) {
-      co_await flush(*c, o);
-    } else {
-      // want_input: only a renegotiation would make a write read, and it is off.
-      c->write_broken = true;
-      throw tls_error("write to " + c->name + ": " +
-                      (r == result::failed ? c->records.failure() : std::string("the connection is shut down")));
+  try {
+    while (done < data.size()) {
+      std::size_t n = 0;
+      const result r = c->records.write(data.subspan(done), n);
+      if (r == result::done) {
+        done += n;
+        if (!all) break;
+      } else if (r == result::want_output) {
+        co_await flush(*c, o);
+      } else {
+        // want_input: only a renegotiation would make a write read, and it is off.
+        throw tls_error("write to " + c->name + ": " +
+                        (r == result::failed ? c->records.failure() : std::string("the connection is shut down")));
+      }
     }
+    co_await flush(*c, o);
+  } catch (...) {
+    // Part of a record may be sent, or OpenSSL may hold one half written
+    // that only a retry with the same bytes could finish: write no more.
+    c->write_broken = true;
+    throw;
   }
-  co_await flush(*c, o);
   co_return done;
 }
 
