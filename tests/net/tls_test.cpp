@@ -191,14 +191,15 @@ struct peer_process {
     in = -1;
   }
   // Output until a line containing `marker` has been read or the output
-  // ends; gives up after 10 s without output.
+  // ends; gives up after 60 s without output (a loaded machine can take
+  // seconds to start Python).
   std::string read_until(std::string_view marker) const {
     std::string text;
     for (;;) {
       const auto nl = text.find(marker);
       if (nl != std::string::npos && text.find('\n', nl) != std::string::npos) return text;
       pollfd p{out, POLLIN, 0};
-      if (::poll(&p, 1, 10'000) <= 0) return text;
+      if (::poll(&p, 1, 60'000) <= 0) return text;
       char buf[4096];
       const ssize_t n = ::read(out, buf, sizeof buf);
       if (n <= 0) return text;
@@ -663,7 +664,9 @@ TEST_CASE("1,000 concurrent TLS connections on one loop are accepted, echoed and
   }());
 }
 
-TEST_CASE("interop: a coring client talks to openssl s_server, TLS 1.2 and 1.3" * doctest::timeout(30)) {
+// Timeouts here are generous: they only turn a hang into a failure, and a
+// loaded machine has taken more than 10 s to start Python.
+TEST_CASE("interop: a coring client talks to openssl s_server, TLS 1.2 and 1.3" * doctest::timeout(150)) {
   const auto& p = pki();
   for (std::string v : {"-tls1_2", "-tls1_3"}) {
     CAPTURE(v);
@@ -673,10 +676,10 @@ TEST_CASE("interop: a coring client talks to openssl s_server, TLS 1.2 and 1.3" 
     REQUIRE(port != 0);
     run_net([](std::uint16_t port, std::string v) -> task<> {
       tls_context cctx = trusting_client();
-      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 10s});
+      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 60s});
       CHECK(c.version() == (v == "-tls1_2" ? "TLSv1.2" : "TLSv1.3"));
       co_await c.write_all(bytes_of("hello coring\n"));
-      coring::net::buffered_reader in(c, {.io = {.timeout = 10s}});
+      coring::net::buffered_reader in(c, {.io = {.timeout = 60s}});
       CHECK(co_await in.read_line(100) == std::optional<std::string_view>("gniroc olleh"));  // -rev: each line reversed
       co_await c.close();
     }(port, v));
@@ -686,7 +689,7 @@ TEST_CASE("interop: a coring client talks to openssl s_server, TLS 1.2 and 1.3" 
   }
 }
 
-TEST_CASE("interop: openssl s_client verifies and talks to a coring server" * doctest::timeout(30)) {
+TEST_CASE("interop: openssl s_client verifies and talks to a coring server" * doctest::timeout(150)) {
   run_net([]() -> task<> {
     const auto& p = pki();
     tcp_listener listener = coring_test::loopback_listener();  // a listener lives and dies in its loop
@@ -695,8 +698,8 @@ TEST_CASE("interop: openssl s_client verifies and talks to a coring server" * do
                          "localhost", "-verify_return_error", "-quiet"});
     client.write("ping\n");  // -quiet: it goes on after the end of its input, until we close
     tls_context sctx = server_context(p.server);
-    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 10s}), {.timeout = 10s});
-    coring::net::buffered_reader in(s, {.io = {.timeout = 10s}});
+    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 60s}), {.timeout = 60s});
+    coring::net::buffered_reader in(s, {.io = {.timeout = 60s}});
     CHECK(co_await in.read_line(100) == std::optional<std::string_view>("ping"));
     co_await s.write_all(bytes_of("pong\n"));
     co_await s.close();
@@ -707,7 +710,7 @@ TEST_CASE("interop: openssl s_client verifies and talks to a coring server" * do
   }());
 }
 
-TEST_CASE("interop: Python's ssl module as client and as server" * doctest::timeout(30)) {
+TEST_CASE("interop: Python's ssl module as client and as server" * doctest::timeout(150)) {
   // Python as the client of a coring server.
   run_net([]() -> task<> {
     const auto& p = pki();
@@ -727,8 +730,8 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as s:
         print(data.decode().strip(), t.version(), flush=True)
 )", p.ca, std::to_string(listener.local_address().port())});
     tls_context sctx = server_context(p.server);
-    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 10s}), {.timeout = 10s});
-    coring::net::buffered_reader in(s, {.io = {.timeout = 10s}});
+    tls_stream s = co_await tls_stream::accept(sctx, co_await listener.accept({.timeout = 60s}), {.timeout = 60s});
+    coring::net::buffered_reader in(s, {.io = {.timeout = 60s}});
     CHECK(co_await in.read_line(100) == std::optional<std::string_view>("ping"));
     co_await s.write_all(bytes_of("pong\n"));
     co_await s.close();
@@ -757,9 +760,9 @@ t.close()
     REQUIRE(port != 0);
     run_net([](std::uint16_t port) -> task<> {
       tls_context cctx = trusting_client();
-      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 10s});
+      tls_stream c = co_await tls_stream::connect(cctx, "localhost", port, {.timeout = 60s});
       co_await c.write_all(bytes_of("shout\n"));
-      coring::net::buffered_reader in(c, {.io = {.timeout = 10s}});
+      coring::net::buffered_reader in(c, {.io = {.timeout = 60s}});
       CHECK(co_await in.read_line(100) == std::optional<std::string_view>("SHOUT"));
       CHECK_FALSE(co_await in.read_line(100));  // its close_notify
       CHECK_FALSE(c.truncated());
