@@ -13,8 +13,8 @@
 //
 // A kernel-TLS variant (setsockopt(TCP_ULP, "tls") once the handshake is
 // done, keys from OpenSSL) would be a second implementation of this class
-// whose read/write pass plaintext to the socket and whose output() is
-// empty after the handshake; the coroutines above it would not change.
+// whose input and output carry plaintext after the handshake, passed
+// through by read/write; the coroutines above keep their shape.
 
 #include <openssl/ssl.h>
 
