@@ -29,6 +29,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -581,6 +582,56 @@ TEST_CASE("cancelling a read in flight loses nothing: the stream reads on afterw
     CHECK(text_of(co_await read_n(c, 10)) == "still here");
     co_await c.close();
     CHECK_FALSE(co_await server);
+  }());
+}
+
+TEST_CASE("TLS reads cancelled at random moments while records stream in lose and duplicate nothing" *
+          doctest::timeout(60)) {
+  run_net([]() -> task<> {
+    echo_server srv;
+    tls_context sctx = server_context(pki().server);
+    constexpr std::size_t total = 200'000;
+    const auto data = coring_test::pattern(total, 5);
+    auto writer = coring::spawn([](tcp_listener& l, const tls_context& ctx, const std::vector<std::byte>& d) -> task<> {
+      tls_stream s = co_await tls_stream::accept(ctx, co_await l.accept());
+      for (std::size_t off = 0; off < d.size(); off += 1000) {
+        co_await s.write_all(std::span(d).subspan(off, 1000));
+        co_await coring::yield();
+      }
+      co_await s.close();
+    }(srv.listener, sctx, data));
+    tls_context cctx = trusting_client();
+    tls_stream c = co_await tls_stream::connect(cctx, "localhost", srv.port());
+    std::vector<std::byte> got;
+    std::mt19937 rng(13);
+    int cancels = 0;
+    bool ended = false;
+    while (!ended) {
+      auto reader = coring::spawn([](tls_stream& s, std::vector<std::byte>& out, bool& ended) -> task<> {
+        std::array<std::byte, 777> buf;
+        for (;;) {
+          std::size_t n = co_await s.read_some(buf);
+          out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+          if (n == 0) {
+            ended = true;
+            co_return;
+          }
+        }
+      }(c, got, ended));
+      for (unsigned i = rng() % 5; i > 0; --i) co_await coring::yield();
+      reader.cancel();
+      try {
+        co_await reader;
+      } catch (const coring::cancelled&) {
+        ++cancels;
+      }
+    }
+    co_await writer;
+    CHECK(got.size() == total);
+    CHECK(got == data);
+    CHECK(cancels > 0);
+    CHECK_FALSE(c.truncated());
+    co_await c.close();
   }());
 }
 
