@@ -296,19 +296,24 @@ task<std::string_view> connection<Stream>::read_body() {
       throw io_error(ECONNRESET, "send 100 Continue: the client has gone");
     }
   }
+  bool need_input = false;
   for (;;) {
-    if (pending_.empty() && !co_await read_more(phase::body, st_.options.body_timeout)) {
-      close_after_ = true;
-      if (link_.expired == phase::body) {
-        ++st_.stats.body_timeouts;
-        body_error_ = 408;
-        throw request_error(408, "the request body did not arrive in time");
+    // The parser is fed before any read, even with nothing: after the last
+    // piece of a Content-Length body it ends the message without another byte.
+    if (need_input) {
+      if (!co_await read_more(phase::body, st_.options.body_timeout)) {
+        close_after_ = true;
+        if (link_.expired == phase::body) {
+          ++st_.stats.body_timeouts;
+          body_error_ = 408;
+          throw request_error(408, "the request body did not arrive in time");
+        }
+        ++st_.stats.client_errors;
+        client_gone_ = true;
+        throw io_error(ECONNRESET, "read the request body: the client closed the connection");
       }
-      ++st_.stats.client_errors;
-      client_gone_ = true;
-      throw io_error(ECONNRESET, "read the request body: the client closed the connection");
+      clear_phase();
     }
-    clear_phase();
     message_parser::step s = parser_.feed(pending_);
     pending_.remove_prefix(s.consumed);
     if (s.error != parse_error::none) {
@@ -332,6 +337,8 @@ task<std::string_view> connection<Stream>::read_body() {
       body_done_ = true;
       co_return std::string_view();
     }
+    // No event: the parser took all of it (see message_parser::feed).
+    need_input = true;
   }
 }
 
@@ -410,6 +417,18 @@ task<> connection<Stream>::run() {
     expect_continue_ = continue_sent_ = client_gone_ = false;
     if (!parser_.keep_alive() || parser_.upgrade() || st_.stopping) close_after_ = true;
     const headers& fields = parser_.header_fields();
+    if (!parser_.upgrade()) {
+      // The parser paused at the end of the head. What llhttp checks after
+      // it (a Transfer-Encoding that does not end in chunked) shows now, and
+      // a message without a body ends here without another byte.
+      message_parser::step s = parser_.feed({});
+      if (s.error != parse_error::none) {
+        ++st_.stats.malformed;
+        co_await fail_with(400, parser_.error_reason());
+        co_return;
+      }
+      CORING_ASSERT(s.message_complete || has_body, "a request without a body ends with its head");
+    }
     if (parser_.version_major() != 1) {
       co_await fail_with(505, "only HTTP/1.x is served");
       co_return;
@@ -431,13 +450,6 @@ task<> connection<Stream>::run() {
         co_return;
       }
       expect_continue_ = has_body && minor_ >= 1;
-    }
-    if (!has_body && !parser_.upgrade()) {
-      // The parser stopped after the head; a message without a body ends
-      // there without another byte.
-      message_parser::step s = parser_.feed({});
-      CORING_ASSERT(s.message_complete, "a request without a body ends with its head");
-      (void)s;
     }
 
     const net::address* peer = nullptr;
@@ -526,7 +538,8 @@ task<bool> connection<Stream>::send_response(request& req, response& r) {
   }
   const int status = r.status();
   if (bodiless(status)) {
-    append_head(status, r, status == 304 || status < 200 ? std::nullopt : std::optional<std::uint64_t>(0), false);
+    // RFC 9110 section 8.6: no Content-Length in a 1xx or 204; a 304's would describe the file it stands for.
+    append_head(status, r, std::nullopt, false);
   } else {
     append_head(status, r, r.body().size(), false);
     if (!head_only_) out_ += r.body();

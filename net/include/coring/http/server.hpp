@@ -66,7 +66,7 @@ struct server_options {
   std::string server_name = "coring";         ///< the Server field ("" : none)
   bool access_log = false;                    ///< one line per request to `log`
   /// Where access log lines go (without the newline); null: stderr.
-  std::function<void(std::string_view line)> log;
+  std::function<void(std::string_view line)> log{};
   net::listen_options listen{};               ///< for serve(address, port)
 };
 
@@ -140,7 +140,7 @@ struct serve_options {
   server_options server{};               ///< each loop's server
   std::chrono::nanoseconds grace = 10s;  ///< stop's grace period on SIGINT/SIGTERM
   /// Called (on the calling thread) once every loop listens, with the port.
-  std::function<void(std::uint16_t port)> on_listening;
+  std::function<void(std::uint16_t port)> on_listening{};
 };
 
 /// Serves `app` on `port` with one event loop per thread, each with its own
