@@ -457,24 +457,36 @@ TEST_CASE("blocking as_completed_indices yields every index in completion order"
 }
 
 TEST_CASE("awaitable as_completed_indices yields indices in completion order on the loop thread" * doctest::timeout(30)) {
-  coring::thread_pool pool(4);
+  coring::thread_pool pool(5);
   auto body = [&]() -> coring::task<std::vector<int>> {
     const auto loop_id = std::this_thread::get_id();
     std::vector<coring::future<int>> fs;
+    fs.reserve(5);
+    // As in the blocking test: the jobs wait for a gate opened once the
+    // stream watches them, then each waits for the one after it.
+    gate go;
     for (int i = 0; i < 4; ++i)
-      fs.push_back(pool.submit([i] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(15 * (4 - i)));
+      fs.push_back(pool.submit([i, &fs, f = go.f] {
+        f.wait();
+        if (i < 3) {
+          fs[static_cast<std::size_t>(i) + 1].wait();
+          std::this_thread::sleep_for(2ms);
+        }
         return i * 10;
       }));
+    fs.push_back(pool.submit([] { return 99; }));
+    while (!fs.back().ready()) co_await coring::yield();  // a blocking wait is not allowed here
     std::vector<int> values;
     auto done = coring::as_completed_indices(fs);
+    values.push_back(co_await fs[*co_await done.next()]);  // the finished one; the stream now watches all
+    go.open();
     while (auto i = co_await done.next()) {
       CHECK(std::this_thread::get_id() == loop_id);
       values.push_back(co_await fs[*i]);
     }
     co_return values;
   };
-  CHECK(coring::run(body()) == std::vector<int>{30, 20, 10, 0});
+  CHECK(coring::run(body()) == std::vector<int>{99, 30, 20, 10, 0});
 }
 
 TEST_CASE("an awaitable as_completed_indices stream can be cancelled and dropped early" * doctest::timeout(30)) {

@@ -144,7 +144,7 @@ TEST_CASE("a task that ignores the cancellation and returns a value wins over th
         }
         co_return 0;
       }(),
-      10ms));
+      100ms));  // long enough for the task to have started even on a loaded machine
   CHECK(v == 5);
 }
 
