@@ -476,7 +476,7 @@ task<> connection<Stream>::run() {
         if (!body_done_) close_after_ = true;
       }
     }
-    if (body_error_ != 0) close_after_ = true;
+    if (body_error_ != 0 || st_.stopping) close_after_ = true;  // stop() may have come while the handler ran
 
     // ---- the response
     const std::uint64_t sent_before = st_.stats.bytes_sent + out_.size();
