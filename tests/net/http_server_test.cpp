@@ -535,3 +535,24 @@ TEST_SUITE("net/http_server") {
     CHECK(coring_test::fd_count_returns_to(before));
   }
 }
+
+TEST_SUITE("net/http_server") {
+  TEST_CASE("the access log has one line per request: peer, request line, status, bytes, time" *
+            doctest::timeout(20)) {
+    http::router app = make_app();
+    std::vector<std::string> lines;  // written on the server's loop, read after serve() has returned
+    http::server_options o{.access_log = true, .log = [&lines](std::string_view l) { lines.emplace_back(l); }};
+    with_server(app, std::move(o), [](http_fixture& f) {
+      raw_client c(f.port());
+      c.send("GET /items/3?x=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /nothing HTTP/1.1\r\nHost: t\r\n\r\n");
+      CHECK(c.response().status == 200);
+      CHECK(c.response().status == 404);
+      f.stop();
+    });
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0].starts_with("127.0.0.1:"));
+    CHECK(lines[0].find(" \"GET /items/3?x=1 HTTP/1.1\" 200 ") != std::string::npos);
+    CHECK(lines[0].ends_with("ms"));
+    CHECK(lines[1].find(" \"GET /nothing HTTP/1.1\" 404 ") != std::string::npos);
+  }
+}
