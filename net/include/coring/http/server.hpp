@@ -148,7 +148,10 @@ struct serve_options {
 /// on the request path), until the process gets SIGINT or SIGTERM; then
 /// stops every loop gracefully and returns their summed counters.
 /// SIGINT and SIGTERM are blocked in the calling thread (and so in the loops)
-/// while it runs and read from a signalfd. **Errors:** io_error if it cannot listen.
+/// while it runs and read from a signalfd. A thread started before (a
+/// process_pool's, say) must block them as well, or a signal sent to the
+/// process may be delivered to it, with its default action: block them at
+/// the top of main, before starting threads. **Errors:** io_error if it cannot listen.
 /// **Requires:** called from a thread with no event loop running.
 server_stats serve(const router& app, std::uint16_t port, const serve_options& o = {});
 
