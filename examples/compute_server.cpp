@@ -15,17 +15,15 @@
 // Options: --port N (0: any free port), --address A (default 127.0.0.1),
 // --workers N (processes; 0: one per core), --log (an access log line per request).
 
-#include <coring/coring.hpp>
-#include <coring/http/server.hpp>
-
-#include <nlohmann/json.hpp>
-
 #include <pthread.h>
 #include <signal.h>
 
+#include <coring/coring.hpp>
+#include <coring/http/server.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace http = coring::http;
@@ -38,7 +36,8 @@ constexpr std::int64_t max_n = 1'000'000'000'000;  // (10^12)^3 / 3 fits in 128 
 // travels back as decimal digits (the codec has no 128-bit integers).
 std::string sum_of_squares(std::int64_t n) {
   unsigned __int128 total = 0;
-  for (std::int64_t i = 0; i < n; ++i) total += static_cast<unsigned __int128>(i) * static_cast<unsigned __int128>(i);
+  for (std::int64_t i = 0; i < n; ++i)
+    total += static_cast<unsigned __int128>(i) * static_cast<unsigned __int128>(i);
   std::string digits;
   do {
     digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(total % 10)));

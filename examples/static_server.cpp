@@ -17,7 +17,6 @@
 
 #include <coring/coring.hpp>
 #include <coring/http/server.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -51,8 +50,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--log") {
       options.server.access_log = true;
     } else {
-      std::fprintf(stderr,
-                   "usage: static_server [--dir D] [--port N] [--address A] [--threads N] [--prefix P] [--log]\n");
+      std::fprintf(
+          stderr,
+          "usage: static_server [--dir D] [--port N] [--address A] [--threads N] [--prefix P] [--log]\n");
       return arg == "--help" ? 0 : 2;
     }
   }
@@ -66,11 +66,12 @@ int main(int argc, char** argv) {
   }
   options.on_listening = [&](std::uint16_t bound) {
     const unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
-    std::printf("serving %s at http://%s:%u%s with %u thread%s\n", dir.c_str(), options.address.c_str(), bound,
-                prefix.c_str(), threads, threads == 1 ? "" : "s");
+    std::printf("serving %s at http://%s:%u%s with %u thread%s\n", dir.c_str(), options.address.c_str(),
+                bound, prefix.c_str(), threads, threads == 1 ? "" : "s");
     std::fflush(stdout);
   };
   http::server_stats s = http::serve(app, port, options);
-  std::printf("served %llu requests (%llu bytes) on %llu connections\n", static_cast<unsigned long long>(s.requests),
-              static_cast<unsigned long long>(s.bytes_sent), static_cast<unsigned long long>(s.connections));
+  std::printf("served %llu requests (%llu bytes) on %llu connections\n",
+              static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.bytes_sent),
+              static_cast<unsigned long long>(s.connections));
 }

@@ -1,20 +1,18 @@
-#include <coring/http/server.hpp>
-
-#include "support/fds.hpp"
-#include "support/http.hpp"
-#include "support/stopwatch.hpp"
-
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <coring/http/server.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/fds.hpp"
+#include "support/http.hpp"
+#include "support/stopwatch.hpp"
 
 // The server against clients no one here wrote (curl, Python's http.client,
 // aiohttp, wrk), each started by the test; and 10,000 keep-alive
@@ -35,7 +33,8 @@ const char* const wrk = "/usr/bin/wrk";
 
 http::router make_app() {
   http::router app;
-  app.get("/", [](http::request&) -> coring::task<http::response> { co_return http::response::text("hello"); });
+  app.get("/",
+          [](http::request&) -> coring::task<http::response> { co_return http::response::text("hello"); });
   app.get("/items/{id}", [](http::request& req) -> coring::task<http::response> {
     co_return http::response::text("item " + std::to_string(req.param<std::int64_t>("id")));
   });
@@ -208,8 +207,8 @@ TEST_SUITE("net/http_clients") {
     with_server(app, {}, [](http_fixture& f) {
       const std::string base = "http://127.0.0.1:" + std::to_string(f.port());
       // Three URLs on one connection: curl reports how many it opened for each.
-      program_result three = run_program({curl, "-sS", "-w", "[%{http_code} %{num_connects}]", base + "/items/1",
-                                          base + "/items/2", base + "/items/3"},
+      program_result three = run_program({curl, "-sS", "-w", "[%{http_code} %{num_connects}]",
+                                          base + "/items/1", base + "/items/2", base + "/items/3"},
                                          20s);
       CHECK(three.exit_code == 0);
       CHECK(three.output == "item 1[200 1]item 2[200 0]item 3[200 0]");
@@ -233,9 +232,8 @@ TEST_SUITE("net/http_clients") {
       CHECK(chunked.output == "sent in chunks");
       CHECK(run_program({curl, "-sS", base + "/stream/2"}, 20s).output == "line 0\nline 1\n");
 
-      program_result missing = run_program({curl, "-sS", "-w", "[%{http_code}]", "-o", "/dev/null",
-                                            base + "/nothing"},
-                                           20s);
+      program_result missing =
+          run_program({curl, "-sS", "-w", "[%{http_code}]", "-o", "/dev/null", base + "/nothing"}, 20s);
       CHECK(missing.output == "[404]");
     });
   }
@@ -308,15 +306,15 @@ TEST_SUITE("net/http_clients") {
     fd_limit limit(n + 512);
     REQUIRE(limit.got() >= n + 512);
     http::router app = make_app();
-    http::server* srv = nullptr;  // set below; the handler runs on the server's loop, where stats() may be read
+    http::server* srv =
+        nullptr;  // set below; the handler runs on the server's loop, where stats() may be read
     app.get("/open", [&srv](http::request&) -> coring::task<http::response> {
       co_return http::response::text(std::to_string(srv->stats().open_connections));
     });
     with_server(app, {}, [&srv](http_fixture& f) {
       srv = &f.server();
-      program_result r = run_program({python, "-c", many_connections_script, std::to_string(f.port()),
-                                      std::to_string(n)},
-                                     100s);
+      program_result r = run_program(
+          {python, "-c", many_connections_script, std::to_string(f.port()), std::to_string(n)}, 100s);
       CHECK(r.exit_code == 0);
       CHECK(r.output == "answered 20000 open 10000\n");
       http::server_stats s = f.stats();

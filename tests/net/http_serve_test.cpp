@@ -1,24 +1,21 @@
-#include <coring/http/server.hpp>
-
-#include "support/fds.hpp"
-#include "support/http.hpp"
-#include "support/stopwatch.hpp"
-
-#include <coring/sleep.hpp>
-
 #include <doctest/doctest.h>
-
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <coring/http/server.hpp>
+#include <coring/sleep.hpp>
 #include <future>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/fds.hpp"
+#include "support/http.hpp"
+#include "support/stopwatch.hpp"
 
 // http::serve: one loop per thread, each with its own SO_REUSEPORT listener,
 // stopped by SIGTERM. In CORING_THREADED_SUITES: the tsan preset runs it.
@@ -29,8 +26,9 @@ using coring_test::raw_client;
 using coring_test::raw_response;
 
 TEST_SUITE("net/http_serve_threads") {
-  TEST_CASE("serve with 2 threads: both loops answer, SIGTERM stops them gracefully, the counters are summed" *
-            doctest::timeout(60)) {
+  TEST_CASE(
+      "serve with 2 threads: both loops answer, SIGTERM stops them gracefully, the counters are summed" *
+      doctest::timeout(60)) {
     std::mutex m;
     std::set<std::thread::id> loops_seen;
     http::router app;
@@ -55,11 +53,10 @@ TEST_SUITE("net/http_serve_threads") {
     std::exception_ptr failure;
     std::thread server_thread([&] {
       try {
-        total = http::serve(app, 0,
-                            {.threads = 2,
-                             .address = "127.0.0.1",
-                             .grace = 5s,
-                             .on_listening = [&](std::uint16_t p) { listening.set_value(p); }});
+        total = http::serve(
+            app, 0, {.threads = 2, .address = "127.0.0.1", .grace = 5s, .on_listening = [&](std::uint16_t p) {
+                       listening.set_value(p);
+                     }});
       } catch (...) {
         failure = std::current_exception();
         listening.set_value(0);

@@ -1,23 +1,20 @@
-#include <coring/http/server.hpp>
-
-#include "support/fds.hpp"
-#include "support/http.hpp"
-#include "support/stopwatch.hpp"
-
-#include <coring/http/date.hpp>
-#include <coring/sleep.hpp>
-
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
-
 #include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
+#include <coring/http/date.hpp>
+#include <coring/http/server.hpp>
+#include <coring/sleep.hpp>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+
+#include "support/fds.hpp"
+#include "support/http.hpp"
+#include "support/stopwatch.hpp"
 
 namespace http = coring::http;
 using namespace std::chrono_literals;
@@ -38,9 +35,8 @@ http::router make_app() {
   app.get("/items/{id}", [](http::request& req) -> coring::task<http::response> {
     co_return http::response::text("item " + std::to_string(req.param<std::int64_t>("id")));
   });
-  app.get("/items/special", [](http::request&) -> coring::task<http::response> {
-    co_return http::response::text("special");
-  });
+  app.get("/items/special",
+          [](http::request&) -> coring::task<http::response> { co_return http::response::text("special"); });
   app.put("/items/{id}", [](http::request& req) -> coring::task<http::response> {
     co_return http::response::text("put " + std::string(req.param("id")));
   });
@@ -48,8 +44,8 @@ http::router make_app() {
     co_return http::response::text("size of " + req.param<std::string>("name"));
   });
   app.get("/search", [](http::request& req) -> coring::task<http::response> {
-    co_return http::response::text("q=" + req.query("q").value_or("-") + " limit=" +
-                                   std::to_string(req.query<int>("limit", 10)));
+    co_return http::response::text("q=" + req.query("q").value_or("-") +
+                                   " limit=" + std::to_string(req.query<int>("limit", 10)));
   });
   app.get("/json", [](http::request&) -> coring::task<http::response> {
     co_return http::response::json({{"a", 1}, {"b", "two"}});
@@ -67,7 +63,8 @@ http::router make_app() {
     }
     co_return http::response::text("bytes=" + std::to_string(bytes));
   });
-  app.post("/ignore", [](http::request&) -> coring::task<http::response> { co_return http::response::text("ok"); });
+  app.post("/ignore",
+           [](http::request&) -> coring::task<http::response> { co_return http::response::text("ok"); });
   app.get("/slow/{ms}", [](http::request& req) -> coring::task<http::response> {
     co_await coring::sleep_for(std::chrono::milliseconds(req.param<int>("ms")));
     co_return http::response::text("slept");
@@ -94,7 +91,8 @@ http::router make_app() {
       for (;;) co_await w.write(chunk);
     });
   });
-  app.get("/nocontent", [](http::request&) -> coring::task<http::response> { co_return http::response(204); });
+  app.get("/nocontent",
+          [](http::request&) -> coring::task<http::response> { co_return http::response(204); });
   return app;
 }
 
@@ -213,7 +211,9 @@ TEST_SUITE("net/http_server") {
         if (i == 5) {
           all += "GET /slow/30 HTTP/1.1\r\nHost: t\r\n\r\n";
         } else if (i == 9) {
-          all += "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+          all +=
+              "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+              "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         } else {
           all += "GET /items/" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n\r\n";
         }
@@ -237,9 +237,11 @@ TEST_SUITE("net/http_server") {
             doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {
-      CHECK(fetch(f.port(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello").body == "hello");
-      CHECK(fetch(f.port(), "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+      CHECK(fetch(f.port(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello").body ==
+            "hello");
+      CHECK(fetch(f.port(),
+                  "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
                 .body == "hello world");
       // 300 KiB arriving in pieces, counted as it streams.
       raw_client c(f.port());
@@ -255,8 +257,9 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("Expect: 100-continue gets 100 when the handler reads, 413 at once when too large, 417 otherwise" *
-            doctest::timeout(20)) {
+  TEST_CASE(
+      "Expect: 100-continue gets 100 when the handler reads, 413 at once when too large, 417 otherwise" *
+      doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {.max_body_bytes = 1000}, [](http_fixture& f) {
       raw_client c(f.port());
@@ -284,8 +287,9 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("malformed and smuggling-shaped requests get 400, oversized heads 431, bodies 413; the server goes on" *
-            doctest::timeout(60)) {
+  TEST_CASE(
+      "malformed and smuggling-shaped requests get 400, oversized heads 431, bodies 413; the server goes on" *
+      doctest::timeout(60)) {
     struct row {
       std::string what;
       std::string bytes;
@@ -293,19 +297,23 @@ TEST_SUITE("net/http_server") {
     };
     const std::vector<row> rows = {
         {"Content-Length with Transfer-Encoding",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-        {"two different Content-Lengths", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
          400},
-        {"two equal Content-Lengths", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-         400},
-        {"a Content-Length that is not a number", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5a\r\n\r\nhello", 400},
+        {"two different Content-Lengths",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
+        {"two equal Content-Lengths",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400},
+        {"a Content-Length that is not a number",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5a\r\n\r\nhello", 400},
         {"a negative Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400},
         {"a Transfer-Encoding that does not end in chunked",
          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nxyz", 400},
         {"a chunk size that is not hex",
          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400},
         {"a chunk size that overflows",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nhello\r\n0\r\n\r\n", 400},
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+         "chunked\r\n\r\nfffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+         400},
         {"a chunk without its CRLF",
          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400},
         {"bare LF line ends", "GET / HTTP/1.1\nHost: t\n\n", 400},
@@ -316,8 +324,10 @@ TEST_SUITE("net/http_server") {
         {"a space in the target", "GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400},
         {"an HTTP/1.1 request without Host", "GET / HTTP/1.1\r\n\r\n", 400},
         {"not HTTP at all", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
-        {"a head over max_head_bytes", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n", 431},
-        {"a target over max_head_bytes", "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n", 431},
+        {"a head over max_head_bytes",
+         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n", 431},
+        {"a target over max_head_bytes", "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n",
+         431},
         {"more than max_headers fields",
          [] {
            std::string s = "GET / HTTP/1.1\r\nHost: t\r\n";
@@ -325,41 +335,48 @@ TEST_SUITE("net/http_server") {
            return s + "\r\n";
          }(),
          431},
-        {"a Content-Length over max_body_bytes", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n", 413},
+        {"a Content-Length over max_body_bytes",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n", 413},
         {"a chunked body over max_body_bytes",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(2048, 'c') +
-             "\r\n0\r\n\r\n",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+             std::string(2048, 'c') + "\r\n0\r\n\r\n",
          413},
     };
     http::router app = make_app();
-    with_server(app, {.max_head_bytes = 4096, .max_headers = 20, .max_body_bytes = 1024}, [&](http_fixture& f) {
-      for (const row& r : rows) {
-        CAPTURE(r.what);
-        raw_client c(f.port());
-        c.send(r.bytes);
-        raw_response resp = c.response();
-        CHECK(resp.status == r.status);
-        CHECK(resp.field("Connection") == "close");
-        CHECK(!resp.body.empty());
-        CHECK(c.closed_by_server());
-        CHECK(get(f.port(), "/").status == 200);  // and the server serves the next client
-      }
-      // Each refused connection ends once its client has closed too (the server lingers for its input).
-      coring_test::stopwatch w;
-      while (f.stats().open_connections != 0 && w.elapsed() < 5s) std::this_thread::sleep_for(5ms);
-      http::server_stats s = f.stats();
-      CHECK(s.malformed == 17);
-      CHECK(s.head_too_large == 3);
-      CHECK(s.body_too_large == 2);
-      CHECK(s.open_connections == 0);
-    });
+    with_server(app, {.max_head_bytes = 4096, .max_headers = 20, .max_body_bytes = 1024},
+                [&](http_fixture& f) {
+                  for (const row& r : rows) {
+                    CAPTURE(r.what);
+                    raw_client c(f.port());
+                    c.send(r.bytes);
+                    raw_response resp = c.response();
+                    CHECK(resp.status == r.status);
+                    CHECK(resp.field("Connection") == "close");
+                    CHECK(!resp.body.empty());
+                    CHECK(c.closed_by_server());
+                    CHECK(get(f.port(), "/").status == 200);  // and the server serves the next client
+                  }
+                  // Each refused connection ends once its client has closed too (the server lingers for its
+                  // input).
+                  coring_test::stopwatch w;
+                  while (f.stats().open_connections != 0 && w.elapsed() < 5s)
+                    std::this_thread::sleep_for(5ms);
+                  http::server_stats s = f.stats();
+                  CHECK(s.malformed == 17);
+                  CHECK(s.head_too_large == 3);
+                  CHECK(s.body_too_large == 2);
+                  CHECK(s.open_connections == 0);
+                });
   }
 
   TEST_CASE("timeouts: a slow head and a slow body get 408, idle keep-alive connections are closed" *
             doctest::timeout(30)) {
     http::router app = make_app();
-    http::server_options o{.header_timeout = 200ms, .body_timeout = 200ms, .idle_timeout = 300ms,
-                           .write_timeout = 300ms, .linger_timeout = 100ms};
+    http::server_options o{.header_timeout = 200ms,
+                           .body_timeout = 200ms,
+                           .idle_timeout = 300ms,
+                           .write_timeout = 300ms,
+                           .linger_timeout = 100ms};
     with_server(app, o, [](http_fixture& f) {
       {
         raw_client c(f.port());
@@ -430,8 +447,9 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("a handler that throws gets 500, reported to the loop's exception handler; the connection goes on" *
-            doctest::timeout(20)) {
+  TEST_CASE(
+      "a handler that throws gets 500, reported to the loop's exception handler; the connection goes on" *
+      doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {
       std::atomic<int> reported{0};
@@ -462,7 +480,8 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("streamed bodies are chunked on HTTP/1.1 and end with the close on HTTP/1.0" * doctest::timeout(20)) {
+  TEST_CASE("streamed bodies are chunked on HTTP/1.1 and end with the close on HTTP/1.0" *
+            doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {
       raw_client c(f.port());
@@ -483,8 +502,9 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("stop: requests in flight finish with Connection: close, idle connections close, serve() returns" *
-            doctest::timeout(30)) {
+  TEST_CASE(
+      "stop: requests in flight finish with Connection: close, idle connections close, serve() returns" *
+      doctest::timeout(30)) {
     http::router app = make_app();
     const int before = coring_test::settled_fd_count();
     {
@@ -541,7 +561,8 @@ TEST_SUITE("net/http_server") {
             doctest::timeout(20)) {
     http::router app = make_app();
     std::vector<std::string> lines;  // written on the server's loop, read after serve() has returned
-    http::server_options o{.access_log = true, .log = [&lines](std::string_view l) { lines.emplace_back(l); }};
+    http::server_options o{.access_log = true,
+                           .log = [&lines](std::string_view l) { lines.emplace_back(l); }};
     with_server(app, std::move(o), [](http_fixture& f) {
       raw_client c(f.port());
       c.send("GET /items/3?x=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /nothing HTTP/1.1\r\nHost: t\r\n\r\n");

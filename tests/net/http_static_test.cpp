@@ -1,21 +1,18 @@
-#include <coring/http/router.hpp>
-
-#include "support/fds.hpp"
-#include "support/http.hpp"
-
-#include <coring/http/date.hpp>
-#include <coring/http/server.hpp>
-
 #include <doctest/doctest.h>
-
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <coring/http/date.hpp>
+#include <coring/http/router.hpp>
+#include <coring/http/server.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "support/fds.hpp"
+#include "support/http.hpp"
 
 namespace http = coring::http;
 namespace fs = std::filesystem;
@@ -127,43 +124,51 @@ TEST_SUITE("net/http_static") {
     site s;
     http::router app;
     app.static_files("/cats", s.public_dir());
-    http_fixture f(app);
-    raw_response first = get(f.port(), "/cats/notes.txt");
-    const std::string etag = first.field("ETag").value_or("?");
-    const std::string modified = first.field("Last-Modified").value_or("?");
+    const int before = coring_test::settled_fd_count();
+    {
+      http_fixture f(app);
+      raw_response first = get(f.port(), "/cats/notes.txt");
+      const std::string etag = first.field("ETag").value_or("?");
+      const std::string modified = first.field("Last-Modified").value_or("?");
 
-    raw_response same = fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: " + etag + "\r\n"));
-    CHECK(same.status == 304);
-    CHECK(same.body.empty());
-    CHECK(same.field("ETag") == etag);
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: \"other\", " + etag + "\r\n")).status == 304);
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: \"other\"\r\n")).status == 200);
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-Modified-Since: " + modified + "\r\n")).status == 304);
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n"))
+      raw_response same = fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: " + etag + "\r\n"));
+      CHECK(same.status == 304);
+      CHECK(same.body.empty());
+      CHECK(same.field("ETag") == etag);
+      CHECK(
+          fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: \"other\", " + etag + "\r\n")).status ==
+          304);
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-None-Match: \"other\"\r\n")).status == 200);
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "If-Modified-Since: " + modified + "\r\n")).status ==
+            304);
+      CHECK(
+          fetch(f.port(), get_with("/cats/notes.txt", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n"))
               .status == 200);
 
-    raw_response part = fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=2-5\r\n"));
-    CHECK(part.status == 206);
-    CHECK(part.body == "2345");
-    CHECK(part.field("Content-Range") == "bytes 2-5/10");
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=-3\r\n")).body == "789");
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=7-\r\n")).body == "789");
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=8-100\r\n")).body == "89");
-    raw_response beyond = fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=10-\r\n"));
-    CHECK(beyond.status == 416);
-    CHECK(beyond.field("Content-Range") == "bytes */10");
-    // Several ranges, or a malformed one: the whole file.
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-1,4-5\r\n")).status == 200);
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: lines=1-2\r\n")).body == "0123456789");
-    // If-Range with the current ETag honours the range; with another, the whole file.
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-0\r\nIf-Range: " + etag + "\r\n")).body ==
-          "0");
-    CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-0\r\nIf-Range: \"old\"\r\n")).body ==
-          "0123456789");
-    // A range of the megabyte file, from its middle.
-    raw_response mid = fetch(f.port(), get_with("/cats/big.bin", "Range: bytes=500000-500099\r\n"));
-    CHECK(mid.status == 206);
-    CHECK(mid.body == s.big().substr(500000, 100));
+      raw_response part = fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=2-5\r\n"));
+      CHECK(part.status == 206);
+      CHECK(part.body == "2345");
+      CHECK(part.field("Content-Range") == "bytes 2-5/10");
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=-3\r\n")).body == "789");
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=7-\r\n")).body == "789");
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=8-100\r\n")).body == "89");
+      raw_response beyond = fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=10-\r\n"));
+      CHECK(beyond.status == 416);
+      CHECK(beyond.field("Content-Range") == "bytes */10");
+      // Several ranges, or a malformed one: the whole file.
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-1,4-5\r\n")).status == 200);
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: lines=1-2\r\n")).body == "0123456789");
+      // If-Range with the current ETag honours the range; with another, the whole file.
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-0\r\nIf-Range: " + etag + "\r\n"))
+                .body == "0");
+      CHECK(fetch(f.port(), get_with("/cats/notes.txt", "Range: bytes=0-0\r\nIf-Range: \"old\"\r\n")).body ==
+            "0123456789");
+      // A range of the megabyte file, from its middle.
+      raw_response mid = fetch(f.port(), get_with("/cats/big.bin", "Range: bytes=500000-500099\r\n"));
+      CHECK(mid.status == 206);
+      CHECK(mid.body == s.big().substr(500000, 100));
+    }
+    CHECK(coring_test::fd_count_returns_to(before));
   }
 
   TEST_CASE("static files: no path leaves the directory ('..', encoded slashes, symlinks out)" *
@@ -171,32 +176,36 @@ TEST_SUITE("net/http_static") {
     site s;
     http::router app;
     app.static_files("/cats", s.public_dir());
-    http_fixture f(app);
-    struct row {
-      std::string target;
-      int status;
-    };
-    const std::vector<row> rows = {
-        {"/cats/../secret.txt", 400},
-        {"/cats/sub/../../secret.txt", 400},
-        {"/cats/%2e%2e/secret.txt", 400},
-        {"/cats/.%2E/secret.txt", 400},
-        {"/cats/..%2fsecret.txt", 400},
-        {"/cats/..%2Fsecret.txt", 400},
-        {"/cats/sub%2f..%2f..%2fsecret.txt", 400},
-        {"/cats/..%5csecret.txt", 400},
-        {"/cats/notes.txt%00.jpg", 400},
-        {"/cats/./notes.txt", 400},
-        {"/cats/escape", 404},    // a symlink to ../secret.txt
-        {"/cats/absolute", 404},  // a symlink to /etc/passwd
-    };
-    for (const row& r : rows) {
-      CAPTURE(r.target);
-      raw_response resp = get(f.port(), r.target);
-      CHECK(resp.status == r.status);
-      CHECK(resp.body.find("secret") == std::string::npos);
-      CHECK(resp.body.find("root:") == std::string::npos);
+    const int before = coring_test::settled_fd_count();
+    {
+      http_fixture f(app);
+      struct row {
+        std::string target;
+        int status;
+      };
+      const std::vector<row> rows = {
+          {"/cats/../secret.txt", 400},
+          {"/cats/sub/../../secret.txt", 400},
+          {"/cats/%2e%2e/secret.txt", 400},
+          {"/cats/.%2E/secret.txt", 400},
+          {"/cats/..%2fsecret.txt", 400},
+          {"/cats/..%2Fsecret.txt", 400},
+          {"/cats/sub%2f..%2f..%2fsecret.txt", 400},
+          {"/cats/..%5csecret.txt", 400},
+          {"/cats/notes.txt%00.jpg", 400},
+          {"/cats/./notes.txt", 400},
+          {"/cats/escape", 404},    // a symlink to ../secret.txt
+          {"/cats/absolute", 404},  // a symlink to /etc/passwd
+      };
+      for (const row& r : rows) {
+        CAPTURE(r.target);
+        raw_response resp = get(f.port(), r.target);
+        CHECK(resp.status == r.status);
+        CHECK(resp.body.find("secret") == std::string::npos);
+        CHECK(resp.body.find("root:") == std::string::npos);
+      }
+      CHECK(get(f.port(), "/cats/notes.txt").status == 200);
     }
-    CHECK(get(f.port(), "/cats/notes.txt").status == 200);
+    CHECK(coring_test::fd_count_returns_to(before));
   }
 }

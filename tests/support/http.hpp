@@ -11,16 +11,7 @@
 //   auto r = c.response();           // r.status, r.head, r.body
 //   f.stop();                        // graceful, waits for serve() to return
 
-#include "support/fds.hpp"
-
-#include <coring/future.hpp>
-#include <coring/http/server.hpp>
-#include <coring/loop_thread.hpp>
-#include <coring/net/address.hpp>
-#include <coring/net/tcp.hpp>
-
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,11 +22,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <coring/future.hpp>
+#include <coring/http/server.hpp>
+#include <coring/loop_thread.hpp>
+#include <coring/net/address.hpp>
+#include <coring/net/tcp.hpp>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "support/fds.hpp"
 
 namespace coring_test {
 
@@ -58,9 +56,10 @@ class http_fixture {
 
   /// The server's counters (read on its loop).
   coring::http::server_stats stats() {
-    return loop_.submit([](coring::http::server& s) -> coring::task<coring::http::server_stats> {
-                  co_return s.stats();
-                }(server_))
+    return loop_
+        .submit([](coring::http::server& s) -> coring::task<coring::http::server_stats> {
+          co_return s.stats();
+        }(server_))
         .get();
   }
   /// stop({.grace}) on the loop, then waits for serve() to return (rethrowing its failure).
@@ -237,8 +236,8 @@ inline raw_response get(std::uint16_t port, std::string_view target) {
 
 /// How an external program ended.
 struct program_result {
-  int exit_code = -1;     // -1: killed (timed out) or could not start
-  std::string output;     // its stdout and stderr
+  int exit_code = -1;  // -1: killed (timed out) or could not start
+  std::string output;  // its stdout and stderr
   bool timed_out = false;
 };
 
@@ -265,7 +264,8 @@ inline program_result run_program(std::vector<std::string> argv, std::chrono::mi
   }
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       ::kill(pid, SIGKILL);

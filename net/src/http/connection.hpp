@@ -5,8 +5,13 @@
 // native_handle() for the sweeper's shutdown(2)), so that TLS streams can be
 // served by the same code. Private to coring::net.
 
-#include "server_state.hpp"
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <array>
+#include <charconv>
+#include <chrono>
 #include <coring/detail/loop_access.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
@@ -16,14 +21,6 @@
 #include <coring/net/lent_buffer.hpp>
 #include <coring/net/send_file.hpp>
 #include <coring/net/socket_stream.hpp>
-
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <array>
-#include <charconv>
-#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -31,6 +28,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+
+#include "server_state.hpp"
 
 namespace coring::http::detail {
 
@@ -71,7 +70,8 @@ class connection final : public body_source {
   connection(server_state& st, Stream& s) noexcept
       : st_(st),
         s_(s),
-        parser_(message_parser::kind::request, parser_limits{st.options.max_head_bytes, st.options.max_headers}) {
+        parser_(message_parser::kind::request,
+                parser_limits{st.options.max_head_bytes, st.options.max_headers}) {
     link_.fd = s.native_handle();
     st_.link(link_);
   }
@@ -88,10 +88,11 @@ class connection final : public body_source {
   [[nodiscard]] std::size_t max_body() const noexcept override { return st_.options.max_body_bytes; }
 
  private:
-  static constexpr bool lends = requires(Stream& s) { s.read_lent(net::io_options{}); };
+  static constexpr bool lends = requires(Stream & s) { s.read_lent(net::io_options{}); };
   static constexpr bool is_socket = std::is_base_of_v<net::socket_stream, Stream>;
   static constexpr std::size_t own_buffer_size = 16384;
-  static constexpr std::size_t drain_limit = 256 * 1024;  // unread body we read and drop to keep the connection
+  static constexpr std::size_t drain_limit =
+      256 * 1024;  // unread body we read and drop to keep the connection
 
   class chunk_sink;
 
@@ -206,7 +207,8 @@ class connection final : public body_source {
     }
     for (const auto& [name, value] : r.headers()) {
       // The framing is ours alone.
-      if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Connection"))
+      if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+          iequals(name, "Connection"))
         continue;
       out_ += name;
       out_ += ": ";
@@ -241,7 +243,7 @@ class connection final : public body_source {
     co_await linger();
   }
   task<> linger() {
-    if constexpr (requires(Stream& s) { s.shutdown_write(); }) {
+    if constexpr (requires(Stream & s) { s.shutdown_write(); }) {
       try {
         co_await s_.shutdown_write();
       } catch (const io_error&) {
@@ -265,19 +267,19 @@ class connection final : public body_source {
   Stream& s_;
   connection_link link_;
   message_parser parser_;
-  net::lent_buffer in_;             // input borrowed from the listener's pool (lending streams)
-  std::unique_ptr<char[]> own_;     // input buffer of our own (other streams)
-  std::string_view pending_;        // input not parsed yet (into in_ or own_)
-  std::string out_;                 // responses not sent yet (pipelined ones gather here)
-  std::uint64_t body_seen_ = 0;     // body bytes of the current request
-  int minor_ = 1;                   // the current request's HTTP/1.x
-  int body_error_ = 0;              // status a failed body read answered (400, 408, 413)
-  bool head_only_ = false;          // the current request is a HEAD
-  bool body_done_ = true;           // the current request's body has been read to its end
-  bool expect_continue_ = false;    // it asked for 100-continue
-  bool continue_sent_ = false;      // and we sent it
-  bool client_gone_ = false;        // the client closed or reset mid-request
-  bool close_after_ = false;        // close after the current response
+  net::lent_buffer in_;           // input borrowed from the listener's pool (lending streams)
+  std::unique_ptr<char[]> own_;   // input buffer of our own (other streams)
+  std::string_view pending_;      // input not parsed yet (into in_ or own_)
+  std::string out_;               // responses not sent yet (pipelined ones gather here)
+  std::uint64_t body_seen_ = 0;   // body bytes of the current request
+  int minor_ = 1;                 // the current request's HTTP/1.x
+  int body_error_ = 0;            // status a failed body read answered (400, 408, 413)
+  bool head_only_ = false;        // the current request is a HEAD
+  bool body_done_ = true;         // the current request's body has been read to its end
+  bool expect_continue_ = false;  // it asked for 100-continue
+  bool continue_sent_ = false;    // and we sent it
+  bool client_gone_ = false;      // the client closed or reset mid-request
+  bool close_after_ = false;      // close after the current response
 };
 
 // ---------------------------------------------------------------- reading a body
@@ -328,8 +330,8 @@ task<std::string_view> connection<Stream>::read_body() {
         close_after_ = true;
         ++st_.stats.body_too_large;
         body_error_ = 413;
-        throw request_error(413, "the request body is larger than " + std::to_string(st_.options.max_body_bytes) +
-                                     " bytes");
+        throw request_error(
+            413, "the request body is larger than " + std::to_string(st_.options.max_body_bytes) + " bytes");
       }
       co_return s.body;
     }
@@ -405,8 +407,8 @@ task<> connection<Stream>::run() {
 
     // ---- the head is complete
     ++st_.stats.requests;
-    const auto started_at = st_.options.access_log ? std::chrono::steady_clock::now()
-                                                   : std::chrono::steady_clock::time_point();
+    const auto started_at =
+        st_.options.access_log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     minor_ = parser_.version_minor();
     head_only_ = parser_.method() == "HEAD";
     const std::uint64_t length = parser_.content_length().value_or(0);
@@ -440,8 +442,8 @@ task<> connection<Stream>::run() {
     }
     if (length > st_.options.max_body_bytes) {
       ++st_.stats.body_too_large;
-      co_await fail_with(413, "the request body is larger than " + std::to_string(st_.options.max_body_bytes) +
-                                  " bytes");
+      co_await fail_with(
+          413, "the request body is larger than " + std::to_string(st_.options.max_body_bytes) + " bytes");
       co_return;
     }
     if (std::optional<std::string_view> expect = fields.get("Expect")) {
@@ -453,7 +455,7 @@ task<> connection<Stream>::run() {
     }
 
     const net::address* peer = nullptr;
-    if constexpr (requires(Stream& s) { s.peer(); }) peer = &s_.peer();
+    if constexpr (requires(Stream & s) { s.peer(); }) peer = &s_.peer();
     request req(parser_.method(), parser_.target(), minor_, fields, peer, this, has_body);
     response r = co_await dispatch(req);
     if (client_gone_) co_return;
@@ -647,8 +649,9 @@ task<bool> connection<Stream>::send_file_response(request& req, response& r) {
   const auto mtime_ns = static_cast<std::int64_t>(stat_op.info().stx_mtime.tv_nsec);
 
   char etag_buf[48];
-  int etag_len = std::snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", static_cast<unsigned long long>(size),
-                               static_cast<unsigned long long>(mtime_s * 1'000'000'000LL + mtime_ns));
+  int etag_len =
+      std::snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", static_cast<unsigned long long>(size),
+                    static_cast<unsigned long long>(mtime_s * 1'000'000'000LL + mtime_ns));
   const std::string_view etag(etag_buf, static_cast<std::size_t>(etag_len));
   const auto modified = std::chrono::system_clock::time_point(std::chrono::seconds(mtime_s));
   char last_modified[date_length];
@@ -696,8 +699,8 @@ task<bool> connection<Stream>::send_file_response(request& req, response& r) {
       first = br->first;
       length = br->length;
       r.set_status(206);
-      r.headers().set("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(first + length - 1) +
-                                           "/" + std::to_string(size));
+      r.headers().set("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                           std::to_string(first + length - 1) + "/" + std::to_string(size));
     }
   }
   append_head(status, r, length, false);
@@ -706,7 +709,8 @@ task<bool> connection<Stream>::send_file_response(request& req, response& r) {
   set_phase(phase::none, {});
   try {
     if constexpr (is_socket) {
-      std::size_t sent = co_await net::send_file(s_, file.fd, first, length, {.timeout = st_.options.write_timeout});
+      std::size_t sent =
+          co_await net::send_file(s_, file.fd, first, length, {.timeout = st_.options.write_timeout});
       st_.stats.bytes_sent += sent;
       if (sent < length) co_return false;  // the file shrank: the framing is broken, close
     } else {

@@ -1,14 +1,3 @@
-#include <coring/http/server.hpp>
-
-#include "connection.hpp"
-#include "server_state.hpp"
-
-#include <coring/detail/loop_access.hpp>
-#include <coring/loop_thread.hpp>
-#include <coring/sleep.hpp>
-#include <coring/task_group.hpp>
-#include <coring/wait_for.hpp>
-
 #include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,9 +8,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <coring/detail/loop_access.hpp>
+#include <coring/http/server.hpp>
+#include <coring/loop_thread.hpp>
+#include <coring/sleep.hpp>
+#include <coring/task_group.hpp>
+#include <coring/wait_for.hpp>
 #include <cstdio>
 #include <thread>
 #include <vector>
+
+#include "connection.hpp"
+#include "server_state.hpp"
 
 namespace coring::http {
 
@@ -119,7 +117,8 @@ server_state::server_state(const router& a, server_options o) : app(&a), options
   // eighth of the shortest timeout (and at most a second late).
   auto shortest = std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
                             options.write_timeout, options.linger_timeout});
-  tick = std::clamp<std::chrono::nanoseconds>(shortest / 8, std::chrono::milliseconds(5), std::chrono::seconds(1));
+  tick = std::clamp<std::chrono::nanoseconds>(shortest / 8, std::chrono::milliseconds(5),
+                                              std::chrono::seconds(1));
 }
 
 void server_state::link(connection_link& c) noexcept {
@@ -372,7 +371,8 @@ server_stats serve(const router& app, std::uint16_t port, const serve_options& o
   std::vector<net::tcp_listener> listeners;
   listeners.push_back(net::tcp_listener::bind(*where, lo));
   const std::uint16_t bound = listeners.front().local_address().port();
-  for (unsigned i = 1; i < threads; ++i) listeners.push_back(net::tcp_listener::bind(where->with_port(bound), lo));
+  for (unsigned i = 1; i < threads; ++i)
+    listeners.push_back(net::tcp_listener::bind(where->with_port(bound), lo));
 
   std::vector<std::unique_ptr<server>> servers;
   for (unsigned i = 0; i < threads; ++i) servers.push_back(std::make_unique<server>(app, o.server));
