@@ -6,9 +6,30 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <ctime>
 
 namespace coring::detail {
+
+void report_callback_failure(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coring: a future's done callback threw: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "coring: a future's done callback threw\n");
+  }
+}
+
+future_state_base::~future_state_base() {
+  done_callback_node* c = callbacks_.load(std::memory_order_acquire);
+  if (c == callbacks_done()) return;
+  while (c) {
+    done_callback_node* next = c->next;
+    c->run(c, false);
+    c = next;
+  }
+}
 
 bool on_loop_thread() noexcept {
   event_loop* loop = event_loop::current();
@@ -64,6 +85,38 @@ bool future_state_base::end(std::uint32_t from_mask, std::uint32_t extra) noexce
   // Blocked threads last: one that this wake sets going (and that finishes
   // a job of its own) is then seen finishing after us by as_completed.
   if (w & sleepers_bit) futex_wake_all(word_);
+  run_callbacks();
+  return true;
+}
+
+// After the stage is done: takes the callbacks (an add_callback that still
+// sees the list is served here; a later one sees callbacks_done() and runs
+// its callback itself) and runs them oldest first, on this thread.
+void future_state_base::run_callbacks() noexcept {
+  done_callback_node* c = callbacks_.exchange(callbacks_done(), std::memory_order_acq_rel);
+  done_callback_node* fifo = nullptr;
+  while (c && c != callbacks_done()) {
+    done_callback_node* next = c->next;
+    c->next = fifo;
+    fifo = c;
+    c = next;
+  }
+  while (fifo) {
+    done_callback_node* next = fifo->next;
+    fifo->run(fifo, true);
+    fifo = next;
+  }
+}
+
+bool future_state_base::add_callback(done_callback_node* c) noexcept {
+  // Ended already (the end's thread may not have taken the list yet): the
+  // caller runs it, so that "ready() implies it runs here" holds.
+  if (ready()) return false;
+  done_callback_node* head = callbacks_.load(std::memory_order_acquire);
+  do {
+    if (head == callbacks_done()) return false;
+    c->next = head;
+  } while (!callbacks_.compare_exchange_weak(head, c, std::memory_order_acq_rel, std::memory_order_acquire));
   return true;
 }
 
