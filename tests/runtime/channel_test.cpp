@@ -71,7 +71,7 @@ task<std::vector<int>> drain(coring::channel<int>& ch) {
 }  // namespace
 
 TEST_SUITE("runtime/channel") {
-  TEST_CASE("values come out in order; after close the queued ones, then nullopt; a send after close throws" *
+  TEST_CASE("values come out in order, after close the queued ones, then nullopt, a send after close throws" *
             doctest::timeout(5)) {
     coring::channel<int> ch(4);
     std::vector<int> got = coring::run([](coring::channel<int>& ch) -> task<std::vector<int>> {
@@ -283,7 +283,7 @@ TEST_SUITE("runtime/channel") {
     MESSAGE("received " << received << ", left in the channel " << left);
   }
 
-  TEST_CASE("stress: threads and coroutines on two loops send; every value is received exactly once" *
+  TEST_CASE("stress: threads and coroutines on two loops send, every value is received exactly once" *
             doctest::timeout(60)) {
     const int per_sender = static_cast<int>(scaled(2000, 100000));
     constexpr int threads = 3, coroutines = 4;

@@ -54,7 +54,7 @@ TEST_SUITE("runtime/current_task") {
     }());
   }
 
-  TEST_CASE("cancel through a task_ref stops the task at its next suspension; cancelling() shows it pending" *
+  TEST_CASE("cancel through a task_ref stops the task at its next suspension, cancelling() shows it pending" *
             doctest::timeout(5)) {
     coring::run([]() -> task<> {
       auto h = coring::spawn([]() -> task<bool> {

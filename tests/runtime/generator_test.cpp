@@ -165,7 +165,7 @@ TEST_SUITE("runtime/generator") {
     CHECK_FALSE(body_ran);
   }
 
-  TEST_CASE("close() runs the generator's clean-up, awaits included; later next()s give nullopt" *
+  TEST_CASE("close() runs the generator's clean-up, awaits included, later next()s give nullopt" *
             doctest::timeout(5)) {
     REQUIRE(counted::live() == 0);
     cleanup_log log;
@@ -308,7 +308,7 @@ TEST_SUITE("runtime/generator") {
     MESSAGE("values " << values << ", cancelled before the value " << cancels);
   }
 
-  TEST_CASE("for_each visits every value; fn may be plain, a task, or stop early with false" *
+  TEST_CASE("for_each visits every value, fn may be plain, a task, or stop early with false" *
             doctest::timeout(5)) {
     coring::run([]() -> task<> {
       int sum = 0;

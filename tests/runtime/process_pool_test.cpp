@@ -1154,7 +1154,7 @@ TEST_SUITE("runtime/process_pool") {
     }
   }
 
-  TEST_CASE("a dead fork server is reaped and its standby takes over; pools go on" * doctest::timeout(30)) {
+  TEST_CASE("a dead fork server is reaped and its standby takes over, pools go on" * doctest::timeout(30)) {
     const int fds_before = settled_fd_count();
     {
       coring::process_pool pool({.workers = 1, .max_tasks_per_child = 1});
@@ -1312,7 +1312,7 @@ TEST_SUITE("runtime/process_pool") {
     ::close(w.pidfd);
   }
 
-  TEST_CASE("a job whose code is not loaded in the worker fails with remote_error; the worker lives" *
+  TEST_CASE("a job whose code is not loaded in the worker fails with remote_error, the worker lives" *
             doctest::timeout(30)) {
     // What a function of a library dlopen()ed after start_fork_server() looks like to a worker.
     auto* not_loaded = reinterpret_cast<int (*)(int)>(std::uintptr_t{0x1000});
@@ -1329,7 +1329,7 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(pool.submit(my_pid).get() == pid);
   }
 
-  TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE; the worker lives" *
+  TEST_CASE("large arguments whose memfd cannot be made fail that job with EMFILE, the worker lives" *
             doctest::timeout(30)) {
     const int fds_before = settled_fd_count();
     {
@@ -1349,7 +1349,7 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(fd_count_returns_to(fds_before));
   }
 
-  TEST_CASE("a large result whose memfd cannot be received fails that job with EMFILE; the worker lives" *
+  TEST_CASE("a large result whose memfd cannot be received fails that job with EMFILE, the worker lives" *
             doctest::timeout(30)) {
     const int fds_before = settled_fd_count();
     {

@@ -102,7 +102,7 @@ TEST_SUITE("runtime/signal") {
     }());
   }
 
-  TEST_CASE("a signal that arrives while nobody waits is kept for the next await; several count as one" *
+  TEST_CASE("a signal that arrives while nobody waits is kept for the next await, several count as one" *
             doctest::timeout(5)) {
     coring::run([]() -> task<> {
       auto first = coring::spawn([]() -> task<int> { co_return co_await coring::signal(SIGUSR2); }());
@@ -124,12 +124,12 @@ TEST_SUITE("runtime/signal") {
     }());
   }
 
-  TEST_CASE("a cancelled signal wait delivers one cancellation; the signal stays watched" *
+  TEST_CASE("a cancelled signal wait delivers one cancellation, the signal stays watched" *
             doctest::timeout(5)) {
     coring_test::expect_cancelled_once([]() -> task<> { (void)co_await coring::signal(SIGUSR1); });
   }
 
-  TEST_CASE("cancelled just as the signal arrives: the signal or the cancellation, once each; none lost" *
+  TEST_CASE("cancelled just as the signal arrives: the signal or the cancellation, once each, none lost" *
             doctest::timeout(30)) {
     std::mt19937 rng(31);
     int signals = 0, cancels = 0;
@@ -206,7 +206,7 @@ TEST_SUITE("runtime/signal") {
 }  // TEST_SUITE
 
 TEST_SUITE("runtime/signal_run") {
-  TEST_CASE("coring::run: the first SIGINT cancels the main task, which cleans up; run throws interrupted" *
+  TEST_CASE("coring::run: the first SIGINT cancels the main task, which cleans up, run throws interrupted" *
             doctest::timeout(10)) {
     int status = child_status([] {
       bool cleaned_up = false;

@@ -133,7 +133,7 @@ TEST_SUITE("runtime/subprocess") {
     }
   }
 
-  TEST_CASE("stdin and stdout pipes both ways; stderr piped apart or merged into stdout" *
+  TEST_CASE("stdin and stdout pipes both ways, stderr piped apart or merged into stdout" *
             doctest::timeout(10)) {
     coring::run([]() -> task<> {
       auto sorter = co_await subprocess::exec({"sort"}, {.stdin = stdio::pipe, .stdout = stdio::pipe});
@@ -276,7 +276,7 @@ TEST_SUITE("runtime/subprocess") {
   // Like every coring task, a wait() awaited with a cancellation already
   // pending never starts: it throws at once, and the child is killed and
   // reaped when its subprocess object goes (here, at the end of the task).
-  TEST_CASE("a wait() awaited with a cancellation pending throws at once; the child goes with its object" *
+  TEST_CASE("a wait() awaited with a cancellation pending throws at once, the child goes with its object" *
             doctest::timeout(10)) {
     pid_t pid = -1;
     stopwatch sw;
@@ -305,13 +305,14 @@ TEST_SUITE("runtime/subprocess") {
 
   TEST_CASE("a deadline around wait() kills and reaps the child, then times out" * doctest::timeout(10)) {
     pid_t pid = -1;
-    CHECK_THROWS_AS(coring::run(coring::timeout(20ms,
-                                                [&]() -> task<> {
-                                                  auto p = co_await subprocess::exec({"sleep", "10"});
-                                                  pid = p.pid();
-                                                  (void)co_await p.wait();
-                                                })),
-                    coring::timeout_error);
+    coring::run([](pid_t& pid) -> task<> {
+      auto p = co_await subprocess::exec({"sleep", "10"});
+      pid = p.pid();
+      CHECK_THROWS_AS(co_await coring::timeout(20ms, [&]() -> task<> { (void)co_await p.wait(); }),
+                      coring::timeout_error);
+      CHECK(p.returncode() == -SIGKILL);  // reaped by the cancelled wait, not by the destructor
+    }(pid));
+    REQUIRE(pid > 0);
     CHECK(reaped(pid));
   }
 
@@ -355,7 +356,7 @@ TEST_SUITE("runtime/subprocess") {
     CHECK(lines == std::vector<std::string>{"first line", "second, longer line", "last"});
   }
 
-  TEST_CASE("writing to a child that left gives EPIPE, never SIGPIPE; communicate drops the rest" *
+  TEST_CASE("writing to a child that left gives EPIPE, never SIGPIPE, and communicate drops the rest" *
             doctest::timeout(10)) {
     coring::run([]() -> task<> {
       auto p = co_await subprocess::exec({"true"}, {.stdin = stdio::pipe});
@@ -376,7 +377,7 @@ TEST_SUITE("runtime/subprocess") {
     }());
   }
 
-  TEST_CASE("several children at once; the loop stays free meanwhile" * doctest::timeout(10)) {
+  TEST_CASE("several children at once, and the loop stays free meanwhile" * doctest::timeout(10)) {
     stopwatch sw;
     auto outs = coring::run([]() -> task<std::vector<std::string>> {
       std::vector<task<std::string>> runs;

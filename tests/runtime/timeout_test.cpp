@@ -240,7 +240,7 @@ TEST_SUITE("runtime/timeout") {
     }
   }
 
-  TEST_CASE("reschedule moves the deadline later and earlier; after expiry it has no effect" *
+  TEST_CASE("reschedule moves the deadline later and earlier, after expiry it has no effect" *
             doctest::timeout(5)) {
     SUBCASE("later: a ring read in flight past the old deadline goes on and gets its data") {
       coring_test::test_pipe pipe;

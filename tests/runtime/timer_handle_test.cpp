@@ -64,7 +64,7 @@ TEST_SUITE("runtime/timer_handle") {
     CHECK_FALSE(loop.next_timeout().has_value());  // its timer left the heap
   }
 
-  TEST_CASE("dropping the handle does not cancel; cancel after the call is a no-op" * doctest::timeout(5)) {
+  TEST_CASE("dropping the handle does not cancel, cancel after the call is a no-op" * doctest::timeout(5)) {
     coring::event_loop loop;
     int calls = 0;
     loop.call_later(1ms, [&] { ++calls; });  // handle dropped at once
