@@ -172,7 +172,7 @@ TEST_SUITE("net/http_server") {
     });
   }
 
-  TEST_CASE("keep-alive serves many requests on one connection; Connection: close is honoured" *
+  TEST_CASE("keep-alive serves many requests on one connection, and Connection: close is honoured" *
             doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {
@@ -288,7 +288,8 @@ TEST_SUITE("net/http_server") {
   }
 
   TEST_CASE(
-      "malformed and smuggling-shaped requests get 400, oversized heads 431, bodies 413; the server goes on" *
+      "malformed and smuggling-shaped requests get 400, oversized heads 431, bodies 413, and the server goes "
+      "on" *
       doctest::timeout(60)) {
     struct row {
       std::string what;
@@ -448,7 +449,7 @@ TEST_SUITE("net/http_server") {
   }
 
   TEST_CASE(
-      "a handler that throws gets 500, reported to the loop's exception handler; the connection goes on" *
+      "a handler that throws gets 500, reported to the loop's exception handler, and the connection goes on" *
       doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {

@@ -73,7 +73,7 @@ std::string get_with(std::string_view target, std::string_view fields) {
 }  // namespace
 
 TEST_SUITE("net/http_static") {
-  TEST_CASE("static files: the content with its MIME type, ETag and Last-Modified; index files; HEAD" *
+  TEST_CASE("static files: the content with its MIME type, ETag and Last-Modified, index files, HEAD" *
             doctest::timeout(30)) {
     site s;
     http::router app;
