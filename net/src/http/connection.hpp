@@ -68,10 +68,7 @@ template <class Stream>
 class connection final : public body_source {
  public:
   connection(server_state& st, Stream& s) noexcept
-      : st_(st),
-        s_(s),
-        parser_(message_parser::kind::request,
-                parser_limits{st.options.max_head_bytes, st.options.max_headers}) {
+      : st_(st), s_(s), limits_{st.options.max_head_bytes, st.options.max_headers} {
     link_.fd = s.native_handle();
     st_.link(link_);
   }
@@ -266,16 +263,18 @@ class connection final : public body_source {
   server_state& st_;
   Stream& s_;
   connection_link link_;
-  message_parser parser_;
-  net::lent_buffer in_;           // input borrowed from the listener's pool (lending streams)
-  std::unique_ptr<char[]> own_;   // input buffer of our own (other streams)
-  std::string_view pending_;      // input not parsed yet (into in_ or own_)
-  std::string out_;               // responses not sent yet (pipelined ones gather here)
-  std::uint64_t body_seen_ = 0;   // body bytes of the current request
-  int minor_ = 1;                 // the current request's HTTP/1.x
-  int body_error_ = 0;            // status a failed body read answered (400, 408, 413)
-  bool head_only_ = false;        // the current request is a HEAD
-  bool body_done_ = true;         // the current request's body has been read to its end
+  parser_limits limits_;  // the server's limits on a head
+  std::unique_ptr<message_parser>
+      parser_;                   // from the thread's cache while a request is read and served; none when idle
+  net::lent_buffer in_;          // input borrowed from the listener's pool (lending streams)
+  std::unique_ptr<char[]> own_;  // input buffer of our own (other streams)
+  std::string_view pending_;     // input not parsed yet (into in_ or own_)
+  std::string out_;              // responses not sent yet (pipelined ones gather here)
+  std::uint64_t body_seen_ = 0;  // body bytes of the current request
+  int minor_ = 1;                // the current request's HTTP/1.x
+  int body_error_ = 0;           // status a failed body read answered (400, 408, 413)
+  bool head_only_ = false;       // the current request is a HEAD
+  bool body_done_ = true;        // the current request's body has been read to its end
   bool expect_continue_ = false;  // it asked for 100-continue
   bool continue_sent_ = false;    // and we sent it
   bool client_gone_ = false;      // the client closed or reset mid-request
@@ -316,13 +315,13 @@ task<std::string_view> connection<Stream>::read_body() {
       }
       clear_phase();
     }
-    message_parser::step s = parser_.feed(pending_);
+    message_parser::step s = parser_->feed(pending_);
     pending_.remove_prefix(s.consumed);
     if (s.error != parse_error::none) {
       close_after_ = true;
       ++st_.stats.malformed;
       body_error_ = 400;
-      throw request_error(400, "malformed body: " + parser_.error_reason());
+      throw request_error(400, "malformed body: " + parser_->error_reason());
     }
     if (!s.body.empty()) {
       body_seen_ += s.body.size();
@@ -361,8 +360,9 @@ task<> connection<Stream>::run() {
           link_.current = phase::head;
           link_.deadline_ns = head_deadline;
         } else {
-          // Idle: hold no buffer of any kind while waiting.
+          // Idle: hold no buffer of any kind while waiting, nor a parser.
           if (out_.capacity() != 0) give_back_buffer(out_);
+          if (parser_) give_back_parser(parser_, limits_);
           set_phase(phase::idle, st_.options.idle_timeout);
         }
         bool got = false;
@@ -384,9 +384,10 @@ task<> connection<Stream>::run() {
           co_return;
         }
       }
-      message_parser::step s = parser_.feed(pending_);
+      if (!parser_) parser_ = take_parser(limits_);
+      message_parser::step s = parser_->feed(pending_);
       pending_.remove_prefix(s.consumed);
-      if (!started && parser_.in_message()) {
+      if (!started && parser_->in_message()) {
         started = true;
         set_phase(phase::head, st_.options.header_timeout);
         head_deadline = link_.deadline_ns;
@@ -394,10 +395,10 @@ task<> connection<Stream>::run() {
       if (s.error != parse_error::none) {
         if (s.error == parse_error::head_too_large || s.error == parse_error::too_many_headers) {
           ++st_.stats.head_too_large;
-          co_await fail_with(431, parser_.error_reason());
+          co_await fail_with(431, parser_->error_reason());
         } else {
           ++st_.stats.malformed;
-          co_await fail_with(400, parser_.error_reason());
+          co_await fail_with(400, parser_->error_reason());
         }
         co_return;
       }
@@ -409,29 +410,29 @@ task<> connection<Stream>::run() {
     ++st_.stats.requests;
     const auto started_at =
         st_.options.access_log ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-    minor_ = parser_.version_minor();
-    head_only_ = parser_.method() == "HEAD";
-    const std::uint64_t length = parser_.content_length().value_or(0);
-    const bool has_body = parser_.chunked() || length > 0;
+    minor_ = parser_->version_minor();
+    head_only_ = parser_->method() == "HEAD";
+    const std::uint64_t length = parser_->content_length().value_or(0);
+    const bool has_body = parser_->chunked() || length > 0;
     body_done_ = !has_body;
     body_seen_ = 0;
     body_error_ = 0;
     expect_continue_ = continue_sent_ = client_gone_ = false;
-    if (!parser_.keep_alive() || parser_.upgrade() || st_.stopping) close_after_ = true;
-    const headers& fields = parser_.header_fields();
-    if (!parser_.upgrade()) {
+    if (!parser_->keep_alive() || parser_->upgrade() || st_.stopping) close_after_ = true;
+    const headers& fields = parser_->header_fields();
+    if (!parser_->upgrade()) {
       // The parser paused at the end of the head. What llhttp checks after
       // it (a Transfer-Encoding that does not end in chunked) shows now, and
       // a message without a body ends here without another byte.
-      message_parser::step s = parser_.feed({});
+      message_parser::step s = parser_->feed({});
       if (s.error != parse_error::none) {
         ++st_.stats.malformed;
-        co_await fail_with(400, parser_.error_reason());
+        co_await fail_with(400, parser_->error_reason());
         co_return;
       }
       CORING_ASSERT(s.message_complete || has_body, "a request without a body ends with its head");
     }
-    if (parser_.version_major() != 1) {
+    if (parser_->version_major() != 1) {
       co_await fail_with(505, "only HTTP/1.x is served");
       co_return;
     }
@@ -456,7 +457,7 @@ task<> connection<Stream>::run() {
 
     const net::address* peer = nullptr;
     if constexpr (requires(Stream & s) { s.peer(); }) peer = &s_.peer();
-    request req(parser_.method(), parser_.target(), minor_, fields, peer, this, has_body);
+    request req(parser_->method(), parser_->target(), minor_, fields, peer, this, has_body);
     response r = co_await dispatch(req);
     if (client_gone_) co_return;
 

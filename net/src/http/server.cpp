@@ -110,6 +110,46 @@ void give_back_buffer(std::string& s) noexcept {
   std::string().swap(s);
 }
 
+namespace {
+constexpr std::size_t max_cached_parsers = 256;
+struct cached_parser {
+  parser_limits limits;
+  std::unique_ptr<message_parser> parser;
+};
+std::vector<cached_parser>& parser_cache() noexcept {
+  thread_local std::vector<cached_parser> cache;
+  return cache;
+}
+bool same(const parser_limits& a, const parser_limits& b) noexcept {
+  return a.max_head_bytes == b.max_head_bytes && a.max_headers == b.max_headers;
+}
+}  // namespace
+
+std::unique_ptr<message_parser> take_parser(parser_limits limits) {
+  std::vector<cached_parser>& cache = parser_cache();
+  for (std::size_t i = cache.size(); i-- > 0;) {
+    if (!same(cache[i].limits, limits)) continue;
+    std::unique_ptr<message_parser> p = std::move(cache[i].parser);
+    cache[i] = std::move(cache.back());
+    cache.pop_back();
+    return p;
+  }
+  return std::make_unique<message_parser>(message_parser::kind::request, limits);
+}
+
+void give_back_parser(std::unique_ptr<message_parser>& p, parser_limits limits) noexcept {
+  // Only a parser between two messages of a connection that goes on is
+  // reusable: one that failed or saw "Connection: close" ends with its connection.
+  std::vector<cached_parser>& cache = parser_cache();
+  if (!p->in_message() && cache.size() < max_cached_parsers) {
+    try {
+      cache.push_back({limits, std::move(p)});
+    } catch (...) {
+    }
+  }
+  p.reset();
+}
+
 // ---------------------------------------------------------------- server_state
 
 server_state::server_state(const router& a, server_options o) : app(&a), options(std::move(o)) {

@@ -2,14 +2,15 @@
 // What a server shares with its connections (one loop, no locks), and the
 // ring operations the file responses use. Private to coring::net.
 
-#include <coring/event.hpp>
-#include <coring/http/server.hpp>
-#include <coring/net/detail/socket_operation.hpp>
-
 #include <linux/openat2.h>
 #include <sys/stat.h>
 
+#include <coring/event.hpp>
+#include <coring/http/detail/message_parser.hpp>
+#include <coring/http/server.hpp>
+#include <coring/net/detail/socket_operation.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -29,10 +30,10 @@ enum class phase : std::uint8_t {
 struct connection_link {
   connection_link* prev = nullptr;
   connection_link* next = nullptr;
-  int fd = -1;                     // the socket, for shutdown(2) when a deadline passes
-  phase current = phase::none;     // what it waits for now
-  phase expired = phase::none;     // the phase whose deadline the sweeper enforced
-  std::int64_t deadline_ns = 0;    // coarse monotonic; meaningful unless current is none
+  int fd = -1;                   // the socket, for shutdown(2) when a deadline passes
+  phase current = phase::none;   // what it waits for now
+  phase expired = phase::none;   // the phase whose deadline the sweeper enforced
+  std::int64_t deadline_ns = 0;  // coarse monotonic; meaningful unless current is none
 };
 
 /// CLOCK_MONOTONIC_COARSE in ns (a vDSO read of a few ns; jiffy resolution).
@@ -40,6 +41,12 @@ struct connection_link {
 
 /// "Date: <IMF-fixdate>\r\n" for this second, cached per thread.
 [[nodiscard]] std::string_view date_field() noexcept;
+
+/// A request parser with `limits`, from this thread's cache (so that idle
+/// connections keep none: it is most of a connection's memory).
+[[nodiscard]] std::unique_ptr<message_parser> take_parser(parser_limits limits);
+/// Gives `p`, between two messages, back to this thread's cache (or frees it).
+void give_back_parser(std::unique_ptr<message_parser>& p, parser_limits limits) noexcept;
 
 /// A response buffer from this thread's cache (so idle connections keep none).
 [[nodiscard]] std::string take_buffer() noexcept;
@@ -56,17 +63,17 @@ struct server_state {
   /// stop(): idle connections are woken to close.
   void close_idle() noexcept;
 
-  const router* app;                 // the routes (read only)
-  server_options options;            // as given
-  server_stats stats;                // counters (this loop only)
+  const router* app;                       // the routes (read only)
+  server_options options;                  // as given
+  server_stats stats;                      // counters (this loop only)
   connection_link* connections = nullptr;  // every open connection
   net::tcp_listener* listener = nullptr;   // while serve() runs
-  coring::event drained;             // set when stopping and the last connection has ended
-  std::chrono::nanoseconds tick;     // the sweeper's period
-  stop_options stop_with;            // stop()'s options
-  std::uint16_t port = 0;            // listening on (0: not serving)
-  bool stopping = false;             // stop() was called
-  bool serving = false;              // serve() runs
+  coring::event drained;                   // set when stopping and the last connection has ended
+  std::chrono::nanoseconds tick;           // the sweeper's period
+  stop_options stop_with;                  // stop()'s options
+  std::uint16_t port = 0;                  // listening on (0: not serving)
+  bool stopping = false;                   // stop() was called
+  bool serving = false;                    // serve() runs
 };
 
 /// IORING_OP_OPENAT2: opens `path` under `dir` (read only, CLOEXEC); with
@@ -94,7 +101,7 @@ class stat_file_operation : public net::detail::socket_operation {
  private:
   static void prep(::io_uring_sqe* sqe, net::detail::socket_operation& op) noexcept;
   int fd_;
-  struct ::statx stx_{};
+  struct ::statx stx_ {};
 };
 
 }  // namespace coring::http::detail
