@@ -333,7 +333,7 @@ TEST_CASE("a self-signed certificate is refused with 'self-signed certificate'" 
   CHECK(r.client.find("certificate verify failed: self-signed certificate") != std::string::npos);
 }
 
-TEST_CASE("the system store does not trust the test CA; verify off accepts anything" * doctest::timeout(20)) {
+TEST_CASE("the system store does not trust the test CA, and verify off accepts anything" * doctest::timeout(20)) {
   refusal r = run_net(refused(pki().server, "localhost", tls_context::client()));
   CHECK(r.client.find("unable to get local issuer certificate") != std::string::npos);
   run_net([]() -> task<> {
