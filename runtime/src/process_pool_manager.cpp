@@ -13,6 +13,7 @@
 
 #include "process_pool_fork_server.hpp"
 #include "symbol_names.hpp"
+#include "thread_signals.hpp"
 
 namespace coring::detail {
 
@@ -49,6 +50,9 @@ process_pool_impl::process_pool_impl(const process_pool_options& opts)
     ensure_fork_server(true);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw io_error(errno, "process_pool: eventfd");
+    // Born with asynchronous signals blocked, like every thread coring makes:
+    // a Ctrl-C is the application's (signalfd, coring::run), never ours.
+    detail::new_threads_block_signals no_signals;
     thread_ = std::thread([this] { run(); });
   } catch (...) {
     close_fd(wake_fd_);

@@ -11,13 +11,20 @@
 #include <chrono>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/loop_thread.hpp>
+#include <coring/process_pool.hpp>
+#include <coring/run_coroutine_threadsafe.hpp>
 #include <coring/signal.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
 #include <coring/thread_pool.hpp>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "support/cancel_once.hpp"
@@ -57,6 +64,24 @@ int child_status(Fn fn, std::chrono::milliseconds limit = 5s) {
     std::this_thread::sleep_for(2ms);
   }
   return status;
+}
+
+// The threads of this process, by tid.
+std::set<long> thread_ids() {
+  std::set<long> ids;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task"))
+    ids.insert(std::stol(e.path().filename()));
+  return ids;
+}
+
+// True if thread `tid` of this process blocks `signo` (its SigBlk mask).
+bool thread_blocks(long tid, int signo) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("SigBlk:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (signo - 1)) & 1u;
+  }
+  return false;
 }
 
 }  // namespace
@@ -201,6 +226,26 @@ TEST_SUITE("runtime/signal") {
                        .get();
     CHECK(blocked);
     CHECK_FALSE(blocked_here(SIGINT));  // the submitting thread's own mask is as it was
+  }
+
+  TEST_CASE("a process pool's manager thread and a loop_thread take no asynchronous signal" *
+            doctest::timeout(30)) {
+    const std::set<long> before = thread_ids();
+    coring::process_pool procs({.workers = 1});
+    coring::loop_thread lt;
+    CHECK(coring::run_coroutine_threadsafe(
+              lt.loop(), []() -> task<bool> { co_return blocked_here(SIGINT) && blocked_here(SIGTERM); }())
+              .get());
+    int new_threads = 0;
+    for (long tid : thread_ids()) {
+      if (before.count(tid)) continue;
+      ++new_threads;
+      CAPTURE(tid);
+      CHECK(thread_blocks(tid, SIGINT));
+      CHECK(thread_blocks(tid, SIGTERM));
+    }
+    CHECK(new_threads >= 2);  // the manager and the loop's thread
+    CHECK_FALSE(blocked_here(SIGINT));
   }
 
 }  // TEST_SUITE
