@@ -27,7 +27,7 @@ bool peer_gone(int err) noexcept { return err == EPIPE || err == ECONNRESET || e
 // Look-ahead jobs written behind a worker's running job, at most. A few hide
 // the manager's turnaround between a worker's jobs; more only keep jobs from
 // idle workers longer (they are claimed back for them, but one at a time).
-constexpr std::size_t look_ahead = 4;
+constexpr std::size_t look_ahead = 8;
 
 }  // namespace
 
