@@ -1,8 +1,8 @@
 #pragma once
 // The process pool's manager: one thread per pool that owns the workers. It
-// takes submitted jobs, gives each ready worker one job at a time, reads the
-// replies, sees workers die (their pidfds, through its ring), replaces them,
-// and completes every job's future exactly once.
+// takes submitted jobs, gives them to ready workers, reads the replies, sees
+// workers die (their pidfds, through its ring), replaces them, and completes
+// every job's future exactly once.
 //
 // An idle worker gets one job, started (its future says running()) as it is
 // written, since the worker runs it at once. While more jobs wait than idle
