@@ -211,7 +211,15 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     // A job that our cancellation stopped before it started: that is the
     // cancellation, delivered here once.
     if (state_->was_cancelled()) detail::consume_cancel(node);
-    return state_->take();
+    try {
+      return state_->take();
+    } catch (const cancelled&) {
+      // Stopped while running (a process pool kills the worker): the job can
+      // end with coring::cancelled before on_cancel detaches us, and then it
+      // is resumed as a result. That too is the cancellation, delivered once.
+      detail::consume_cancel(node);
+      throw;
+    }
   }
 
  private:
