@@ -799,7 +799,8 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
 void process_pool_impl::cancel_running(future_state_base* s) noexcept {
   for (auto& wp : workers_) {
     process_worker& w = *wp;
-    auto at = std::find_if(w.jobs.begin(), w.jobs.end(), [&](const sent_job& e) { return e.job && e.job->spec.state == s; });
+    auto at = std::find_if(w.jobs.begin(), w.jobs.end(),
+                           [&](const sent_job& e) { return e.job && e.job->spec.state == s; });
     if (at == w.jobs.end()) continue;
     if (w.unsent && w.jobs.size() == 1) {  // it never reached the worker
       sent_job e = std::move(w.jobs.front());
@@ -809,7 +810,8 @@ void process_pool_impl::cancel_running(future_state_base* s) noexcept {
       dispatch(w);
       return;
     }
-    if (at->slot != 0 && claim_state_of(claim_word(at->slot - 1).load(std::memory_order_acquire)) != claim_running) {
+    if (at->slot != 0 &&
+        claim_state_of(claim_word(at->slot - 1).load(std::memory_order_acquire)) != claim_running) {
       return;  // not begun: the cancel claimed it, and it never runs
     }
     const std::size_t target = static_cast<std::size_t>(at - w.jobs.begin());

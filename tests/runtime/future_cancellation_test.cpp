@@ -118,7 +118,9 @@ TEST_CASE("a running job that its executor ends with coring::cancelled inside th
   // waiting, so the job's own outcome carries the cancellation.
   auto* st = new coring::detail::future_state<int>();  // two references: the future's and ours
   st->on_cancel_running(
-      [](coring::detail::future_state_base* s, void*) noexcept { s->fail(std::make_exception_ptr(coring::cancelled{})); },
+      [](coring::detail::future_state_base* s, void*) noexcept {
+        s->fail(std::make_exception_ptr(coring::cancelled{}));
+      },
       nullptr);
   REQUIRE(st->start());
   coring::future<int> f(st);
