@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <ctime>
+#include <thread>
 
 namespace coring::detail {
 
@@ -60,6 +61,23 @@ bool future_state_base::start() noexcept {
   } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::running),
                                         std::memory_order_acq_rel, std::memory_order_relaxed));
   return true;
+}
+
+bool future_state_base::hand_over() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    if (stage_of(w) != stage::pending) return false;
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::handed),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
+  return true;
+}
+
+void future_state_base::take_back() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    CORING_ASSERT(stage_of(w) == stage::handed, "take_back() of a job that is not handed");
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::pending),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
 }
 
 // Moves the word to done (with `extra` flags) if its stage is one of
@@ -122,15 +140,53 @@ bool future_state_base::add_callback(done_callback_node* c) noexcept {
 
 void future_state_base::finish() noexcept {
   constexpr std::uint32_t from = (1u << static_cast<unsigned>(stage::pending)) |
-                                 (1u << static_cast<unsigned>(stage::running));
+                                 (1u << static_cast<unsigned>(stage::running)) |
+                                 (1u << static_cast<unsigned>(stage::handed));
   end(from, 0);  // false: cancelled before it started, which stays the outcome
 }
 
 bool future_state_base::cancel() noexcept {
-  if (end(1u << static_cast<unsigned>(stage::pending), cancelled_bit)) return true;
-  // Running (or done): only the executor can stop a running job.
-  if (current_stage() == stage::running && cancel_running_) cancel_running_(this, cancel_ctx_);
-  return false;
+  for (;;) {
+    if (end(1u << static_cast<unsigned>(stage::pending), cancelled_bit)) return true;
+    // The acquire load pairs with hand_over(): a handed stage shows the claim
+    // word the executor set up before it.
+    switch (current_stage()) {
+      case stage::pending:  // taken back meanwhile: try again
+        continue;
+      case stage::done:
+        return false;
+      case stage::running:
+        // Only the executor can stop a running job.
+        if (cancel_running_) cancel_running_(this, cancel_ctx_);
+        return false;
+      case stage::handed:
+        switch (claim_(this, cancel_ctx_, true)) {
+          case claim::stopped:
+            // The claim is ours: the runner skips the job and the executor
+            // leaves its stage to us, so this cannot fail.
+            end(1u << static_cast<unsigned>(stage::handed), cancelled_bit);
+            return true;
+          case claim::started:
+            if (cancel_running_) cancel_running_(this, cancel_ctx_);
+            return false;
+          case claim::queued:
+          case claim::moved:
+            // Being taken back, or another cancel won the claim: its stage
+            // change is a few instructions away.
+            std::this_thread::yield();
+            continue;
+        }
+    }
+  }
+}
+
+bool future_state_base::running() const noexcept {
+  for (;;) {
+    stage st = current_stage();
+    if (st != stage::handed) return st == stage::running;
+    claim c = claim_(this, cancel_ctx_, false);
+    if (c != claim::moved) return c == claim::started;
+  }
 }
 
 void future_state_base::wait() noexcept {

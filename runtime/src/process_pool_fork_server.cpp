@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "process_pool_claims.hpp"
 #include "process_pool_wire.hpp"
 #include "process_pool_worker.hpp"
 
@@ -410,6 +411,7 @@ void start_server_locked(fork_server& s, bool check_threads) {
     if (page == MAP_FAILED) throw io_error(errno, "process_pool: mapping the fork server's shared page");
     trace = new (page) spawn_trace;
   }
+  map_claim_table();  // before the fork: workers find it at the same address
   if (s.owner != me) {
     // Inherited through fork(): those servers belong to our parent. Drop our copies.
     for (server_process* p : {&s.primary, &s.standby}) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "process_pool_claims.hpp"
 #include "process_pool_fork_server.hpp"
 #include "symbol_names.hpp"
 #include "thread_signals.hpp"
@@ -24,12 +25,50 @@ std::exception_ptr cancelled_ptr() { return std::make_exception_ptr(cancelled{})
 // sendmsg errors that mean the worker's end is closed: it is gone, and its pidfd will say how.
 bool peer_gone(int err) noexcept { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
 
+// Look-ahead jobs written behind a worker's running job, at most. They hide
+// the manager's turnaround between a worker's jobs (8, as many as the old
+// pipelining wrote, ran a batch of trivial jobs a little faster than 4); an
+// idle worker claims them back one at a time when nothing else is queued.
+constexpr std::size_t look_ahead = 8;
+
 }  // namespace
 
-void process_pool_link::on_cancel_running(future_state_base* s, void* link) noexcept {
-  auto* self = static_cast<process_pool_link*>(link);
+void process_pool_link::on_cancel_running(future_state_base* s, void* job) noexcept {
+  auto* self = static_cast<process_job_link*>(job)->link;
   std::lock_guard lock(self->m_);
   if (self->pool_) self->pool_->request_cancel(s);
+}
+
+future_state_base::claim process_pool_link::on_handed(const future_state_base*, void* job, bool stop) noexcept {
+  using claim = future_state_base::claim;
+  // The stage's acquire load (in the caller) shows the ticket written before
+  // hand_over(), or a later one.
+  std::uint64_t t = static_cast<process_job_link*>(job)->ticket.load(std::memory_order_acquire);
+  if (t == 0) return claim::moved;  // being taken back
+  const std::uint64_t id = t >> 16;
+  std::atomic<std::uint64_t>& word = claim_word(static_cast<std::uint32_t>(t & 0xffff));
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  for (;;) {
+    // Another id: the slot went to another job since, after the manager had
+    // moved this job's stage on.
+    if (claim_id_of(w) != id) return claim::moved;
+    switch (claim_state_of(w)) {
+      case claim_queued:
+        if (!stop) return claim::queued;
+        if (word.compare_exchange_weak(w, claim_word_of(id, claim_cancelled), std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+          return claim::stopped;
+        }
+        continue;  // w reloaded: the worker or the manager claimed it, or a spurious failure
+      case claim_running:
+        return claim::started;
+      case claim_cancelled:
+        // Stopped by a cancel: ours (peeking) or another's, which ends it.
+        return stop ? claim::moved : claim::stopped;
+      default:
+        return claim::moved;  // taken back: its stage turns pending
+    }
+  }
 }
 
 void process_pool_link::detach() noexcept {
@@ -80,7 +119,8 @@ void process_pool_impl::submit(process_job_spec spec) {
   j->spec = std::move(spec);
   link_->add_ref();  // dropped with the job's state
   j->spec.link->link = link_;
-  j->spec.state->on_cancel_running(&process_pool_link::on_cancel_running, link_);
+  j->spec.state->on_cancel_running(&process_pool_link::on_cancel_running, j->spec.link);
+  j->spec.state->on_handed(&process_pool_link::on_handed);
   if (const registered_job* r = find_registered_job(j->spec.fn)) {
     // Registered by name: it travels by name (map's chunks have their own invoker).
     if (j->spec.invoke == r->invoke_one || j->spec.invoke == r->invoke_chunk) {
@@ -253,6 +293,7 @@ void process_pool_impl::run() noexcept {
     pids_.clear();
   }
   for (int& fd : server_fds_) close_watched(fd);
+  return_claim_slots(free_slots_);  // every worker is reaped: none touches them again
   // Close the ring before anyone learns that the shutdown is complete: a
   // caller counting its descriptors then must not find ours.
   waiter_.reset();
@@ -354,9 +395,11 @@ void process_pool_impl::maintain() noexcept {
     fail_queued(spawn_errno_, spawn_error_);
   }
   for (auto& w : workers_) dispatch(*w);
+  while (steal_for_idle()) {
+  }
   const bool idle_ends = shutting_ && pending_.empty() && requeued_.empty();
   for (auto& w : workers_) {
-    if (w->sock >= 0 && !w->job && (w->retiring || idle_ends)) {
+    if (w->sock >= 0 && w->jobs.empty() && (w->retiring || idle_ends)) {
       close_watched(w->sock);  // the worker reads end of stream and exits
     }
   }
@@ -370,39 +413,86 @@ void process_pool_impl::update_pids() {
   pids_ = std::move(p);
 }
 
-// The next job to run: one requeued (already started), else the oldest
-// pending one that can still start (a job cancelled while queued never runs).
-process_pool_impl::job_ptr process_pool_impl::next_job() noexcept {
-  if (!requeued_.empty()) {
-    job_ptr j = std::move(requeued_.front());
+bool process_pool_impl::can_take(const process_worker& w) noexcept {
+  return w.ready && w.sock >= 0 && !w.retiring && w.killed == kill_reason::none;
+}
+
+std::size_t process_pool_impl::idle_workers() const noexcept {
+  std::size_t n = 0;
+  for (auto& w : workers_) n += can_take(*w) && w->jobs.empty() ? 1 : 0;
+  return n;
+}
+
+// Writes the next job to `w`: to an idle worker a started job (one requeued
+// first, else the oldest pending one that can still start), behind a busy
+// one a pending job handed over with a claim slot. A job cancelled while
+// queued is dropped here: it never runs. False if `w` can take no more now.
+bool process_pool_impl::give(process_worker& w) noexcept {
+  const bool ahead = !w.jobs.empty();
+  if (ahead && free_slots_.empty()) {
+    try {
+      take_claim_slots(free_slots_, 16);
+    } catch (...) {
+    }
+    if (free_slots_.empty()) return false;  // the table is used up: no look-ahead for now
+  }
+  job_ptr j;
+  std::uint64_t id = 0;
+  if (!ahead && !requeued_.empty()) {
+    j = std::move(requeued_.front());
     requeued_.pop_front();
-    return j;
+    id = next_claim_id();
   }
-  while (!pending_.empty()) {
-    job_ptr j = std::move(pending_.front());
+  while (!j && !pending_.empty()) {
+    job_ptr c = std::move(pending_.front());
     pending_.pop_front();
-    if (j->spec.state->start()) return j;
-    j->spec.state->release();
+    id = next_claim_id();
+    bool ok;
+    if (ahead) {
+      // Set up before hand_over(), whose release publishes them to cancel().
+      c->spec.link->ticket.store(id << 16 | free_slots_.back(), std::memory_order_relaxed);
+      claim_word(free_slots_.back()).store(claim_word_of(id, claim_queued), std::memory_order_relaxed);
+      ok = c->spec.state->hand_over();
+    } else {
+      ok = c->spec.state->start();
+    }
+    if (ok) {
+      j = std::move(c);
+    } else {
+      c->spec.state->release();
+    }
   }
-  return nullptr;
+  if (!j) return false;
+  std::uint32_t slot = 0;
+  if (ahead) {
+    slot = free_slots_.back() + 1;
+    free_slots_.pop_back();
+  }
+  w.jobs.push_back(sent_job{std::move(j), id, slot, false});
+  return send_job(w);
 }
 
-// Gives `w` a job if it is ready for one.
+// Gives `w` a job if it is idle, and look-ahead jobs behind it while the
+// queue is long: more pending jobs than idle workers could take, and none
+// requeued (those go to idle workers only). With max_tasks_per_child, none:
+// a look-ahead job claimed back would count against a worker that never ran it.
 void process_pool_impl::dispatch(process_worker& w) noexcept {
-  while (w.ready && w.sock >= 0 && !w.retiring && w.killed == kill_reason::none && !w.job) {
-    job_ptr j = next_job();
-    if (!j) return;
-    j->id = next_id_++;
-    w.job = std::move(j);
-    send_job(w);
+  while (can_take(w)) {
+    if (!w.jobs.empty() && (w.unsent || w.jobs.size() > look_ahead || opts_.max_tasks_per_child != 0 ||
+                            !requeued_.empty() || pending_.size() <= idle_workers())) {
+      return;
+    }
+    if (!give(w)) return;
   }
 }
 
-// Writes w.job to the worker without blocking.
-void process_pool_impl::send_job(process_worker& w) noexcept {
-  process_job& j = *w.job;
-  msg_header h{k_job, 0, j.id, reinterpret_cast<std::uintptr_t>(j.spec.invoke),
-               reinterpret_cast<std::uintptr_t>(j.spec.fn), 0, 0};
+// Writes w.jobs.back() to the worker without blocking. False if the worker
+// can take no more now.
+bool process_pool_impl::send_job(process_worker& w) noexcept {
+  sent_job& e = w.jobs.back();
+  process_job& j = *e.job;
+  msg_header h{k_job, 0, e.id, reinterpret_cast<std::uintptr_t>(j.spec.invoke),
+               reinterpret_cast<std::uintptr_t>(j.spec.fn), 0, e.slot};
   std::string_view name;
   if (j.named) {
     name = j.named->name;
@@ -412,28 +502,101 @@ void process_pool_impl::send_job(process_worker& w) noexcept {
   send_result r = send_message(w.sock, h, name, j.spec.args, true);
   if (r.err == 0) {
     w.unsent = false;
-    std::string().swap(j.spec.args);  // it will not be sent again
+    // A started job is not sent again; a look-ahead job may be claimed back and sent elsewhere.
+    if (e.slot == 0) std::string().swap(j.spec.args);
     ++w.sent;
     if (opts_.max_tasks_per_child != 0 && w.sent >= opts_.max_tasks_per_child) w.retiring = true;
-    return;
+    return true;
   }
-  if (!r.local && (r.err == EAGAIN || r.err == EWOULDBLOCK)) {
+  const bool no_room = !r.local && (r.err == EAGAIN || r.err == EWOULDBLOCK);
+  if (no_room && e.slot == 0) {
     w.unsent = true;  // no room in its socket: sent when it polls writable
-    return;
+    return false;
   }
-  job_ptr back = std::move(w.job);
+  sent_job back = std::move(w.jobs.back());
+  w.jobs.pop_back();
   w.unsent = false;
+  if (back.slot != 0) {
+    // A look-ahead job the worker never saw: claimed back (unless a cancel
+    // claimed it: then it simply ends), its slot free again.
+    reclaimed got = reclaim(back);
+    free_slot(back.slot);
+    if (got != reclaimed::taken) {
+      back.job->spec.state->release();
+    } else if (no_room || (!r.local && peer_gone(r.err))) {
+      pending_.push_front(std::move(back.job));
+    } else {
+      fail_unstarted(*back.job, std::make_exception_ptr(io_error(
+                                    r.err, "process_pool: sending job " + back.job->function() + " to worker " +
+                                               std::to_string(w.pid))));
+    }
+    // Gone: its pidfd will say how. Its socket stays open: replies it sent
+    // before dying are still queued there, and handle_exit() reads them.
+    if (!r.local && peer_gone(r.err)) w.retiring = true;
+    return false;
+  }
   if (!r.local && peer_gone(r.err)) {
-    // The worker is gone (its pidfd will say how) and never saw the job: it runs elsewhere.
-    requeued_.push_front(std::move(back));
-    close_watched(w.sock);
-    return;
+    // The worker is gone (as above) and never saw the job: it runs elsewhere.
+    requeued_.push_front(std::move(back.job));
+    w.retiring = true;
+    return false;
   }
   // Our own failure (no descriptor or memory for the memfd, no buffer for the
   // message): the job fails with the errno; the worker did nothing wrong.
-  fail_started(*back, std::make_exception_ptr(io_error(
-                          r.err, "process_pool: sending job " + back->function() + " to worker " +
-                                     std::to_string(w.pid))));
+  fail_started(*back.job, std::make_exception_ptr(io_error(
+                              r.err, "process_pool: sending job " + back.job->function() + " to worker " +
+                                         std::to_string(w.pid))));
+  return true;
+}
+
+// The manager's claim on look-ahead job e (e.job not null): taken back (its
+// stage is pending again; the caller queues or fails it), or what claimed it
+// first: a cancel (the job is over: its future says cancelled) or the worker.
+process_pool_impl::reclaimed process_pool_impl::reclaim(sent_job& e) noexcept {
+  std::uint64_t w = claim_word_of(e.id, claim_queued);
+  if (claim_word(e.slot - 1).compare_exchange_strong(w, claim_word_of(e.id, claim_taken_back),
+                                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
+    e.job->spec.link->ticket.store(0, std::memory_order_relaxed);
+    e.job->spec.state->take_back();
+    return reclaimed::taken;
+  }
+  return claim_state_of(w) == claim_running ? reclaimed::started : reclaimed::cancelled;
+}
+
+// Slot `slot` (+ 1) is free again: its job's worker has answered it or is reaped.
+void process_pool_impl::free_slot(std::uint32_t slot) noexcept {
+  if (slot == 0) return;
+  try {
+    free_slots_.push_back(slot - 1);
+  } catch (...) {
+    std::vector<std::uint32_t> one{slot - 1};  // cannot fail: return_claim_slots swallows
+    return_claim_slots(one);
+  }
+}
+
+// With nothing queued, an idle worker takes the newest look-ahead job not yet
+// begun from the busiest worker. True if a job moved.
+bool process_pool_impl::steal_for_idle() noexcept {
+  if (!pending_.empty() || !requeued_.empty()) return false;
+  process_worker* idle = nullptr;
+  process_worker* busiest = nullptr;
+  for (auto& w : workers_) {
+    if (can_take(*w) && w->jobs.empty() && !idle) idle = w.get();
+    if (w->jobs.size() >= 2 && (!busiest || w->jobs.size() > busiest->jobs.size())) busiest = w.get();
+  }
+  if (!idle || !busiest) return false;
+  for (std::size_t i = busiest->jobs.size(); i-- > 1;) {
+    sent_job& e = busiest->jobs[i];
+    if (!e.job || e.slot == 0) continue;
+    reclaimed got = reclaim(e);
+    if (got == reclaimed::started) return false;  // the worker has reached it: nothing before it waits
+    if (got == reclaimed::taken) {
+      pending_.push_back(std::move(e.job));  // the worker skips it and says so: its entry stays till then
+      dispatch(*idle);
+      return true;
+    }
+  }
+  return false;
 }
 
 void process_pool_impl::read_replies(process_worker& w) noexcept {
@@ -445,12 +608,14 @@ void process_pool_impl::read_replies(process_worker& w) noexcept {
     if (r == -EMFILE) {
       // The reply came, but we had no descriptor free for its memfd: our
       // failure, not the worker's. The job fails with the errno; the worker lives.
-      if ((h.kind == k_result || h.kind == k_raised) && w.job && !w.unsent && w.job->id == h.id) {
-        job_ptr j = std::move(w.job);
+      if ((h.kind == k_result || h.kind == k_raised) && answers(w, h.id)) {
+        sent_job e = std::move(w.jobs.front());
+        w.jobs.pop_front();
         dispatch(w);
-        fail_started(*j, std::make_exception_ptr(io_error(
-                             EMFILE, "process_pool: receiving the result of job " + j->function() +
-                                         " from worker " + std::to_string(w.pid))));
+        fail_started(*e.job, std::make_exception_ptr(io_error(
+                                 EMFILE, "process_pool: receiving the result of job " + e.job->function() +
+                                             " from worker " + std::to_string(w.pid))));
+        free_slot(e.slot);
       } else if (h.kind == k_init_failed) {
         break_pool("the initializer raised an exception (in worker " + std::to_string(w.pid) +
                    "), whose description could not be received: no descriptor free");
@@ -481,12 +646,26 @@ void process_pool_impl::read_replies(process_worker& w) noexcept {
       }
       case k_result:
       case k_raised:
-        if (!w.job || w.unsent || w.job->id != h.id) {
+        if (!answers(w, h.id)) {
           kill(w, kill_reason::broken);  // protocol confusion: a bug; do not trust this worker
           return;
         }
         finish_reply(w, h, payload);
         break;
+      case k_skipped: {
+        if (w.jobs.empty() || w.jobs.front().id != h.id || w.jobs.front().slot == 0) {
+          kill(w, kill_reason::broken);
+          return;
+        }
+        // A look-ahead job the worker could not claim: taken back by us (its
+        // entry is empty) or cancelled (its future is already over).
+        sent_job e = std::move(w.jobs.front());
+        w.jobs.pop_front();
+        if (e.job) e.job->spec.state->release();
+        free_slot(e.slot);
+        dispatch(w);
+        break;
+      }
       default:
         kill(w, kill_reason::broken);
         return;
@@ -494,23 +673,34 @@ void process_pool_impl::read_replies(process_worker& w) noexcept {
   }
 }
 
-// w.job's reply arrived: the worker gets its next job first (it idles until
-// then), then the reply completes the job.
+// True if a result with `id` answers w's oldest job, which it began.
+bool process_pool_impl::answers(const process_worker& w, std::uint64_t id) noexcept {
+  if (w.jobs.empty()) return false;
+  const sent_job& e = w.jobs.front();
+  return e.id == id && e.job && !(w.unsent && w.jobs.size() == 1);
+}
+
+// The reply to w's oldest job arrived: the worker gets its next job first (it
+// idles until then, if it has no look-ahead), then the reply completes the
+// job, and only then is its claim slot free (a cancel that finds the slot
+// given to another job reads the stage again, which must have moved on).
 void process_pool_impl::finish_reply(process_worker& w, const msg_header& h, std::string_view payload) noexcept {
-  job_ptr j = std::move(w.job);
+  sent_job j = std::move(w.jobs.front());
+  w.jobs.pop_front();
   dispatch(w);
   if (h.kind == k_result) {
-    complete(*j, payload);
-    return;
+    complete(*j.job, payload);
+  } else {
+    std::exception_ptr e;
+    try {
+      auto [type, message] = decode_all<std::string, std::string>(payload);
+      e = std::make_exception_ptr(remote_error(std::move(type), std::move(message), j.job->function()));
+    } catch (...) {
+      e = std::current_exception();
+    }
+    fail_started(*j.job, std::move(e));
   }
-  std::exception_ptr e;
-  try {
-    auto [type, message] = decode_all<std::string, std::string>(payload);
-    e = std::make_exception_ptr(remote_error(std::move(type), std::move(message), j->function()));
-  } catch (...) {
-    e = std::current_exception();
-  }
-  fail_started(*j, std::move(e));
+  free_slot(j.slot);
 }
 
 void process_pool_impl::kill(process_worker& w, kill_reason why) noexcept {
@@ -546,27 +736,58 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
                  ")");
     }
   }
-  if (w.job) {
-    job_ptr j = std::move(w.job);
-    if (w.unsent) {
-      // It never reached the worker: it runs elsewhere, unless everything is being cancelled.
+  // What it held and did not answer. A job it began (sent started, or a
+  // look-ahead job it claimed) fails; one it never began runs elsewhere.
+  std::deque<job_ptr> again;
+  for (sent_job& e : w.jobs) {
+    if (!e.job) {  // claimed back earlier: already queued elsewhere
+      free_slot(e.slot);
+      continue;
+    }
+    bool began = true;
+    if (e.slot != 0) {
+      // The worker is reaped, so the claim is between a cancel and us.
+      reclaimed got = reclaim(e);
+      free_slot(e.slot);
+      if (got == reclaimed::cancelled) {
+        e.job->spec.state->release();
+        continue;
+      }
+      began = got == reclaimed::started;
+    } else if (w.unsent) {
+      began = false;  // it never reached the worker (and was started: requeued)
+    }
+    job_ptr j = std::move(e.job);
+    if (!began) {
       if (w.killed == kill_reason::shutdown) {
-        fail_started(*j, cancelled_ptr());
+        if (e.slot != 0) {
+          fail_unstarted(*j, cancelled_ptr());
+        } else {
+          fail_started(*j, cancelled_ptr());
+        }
+      } else if (e.slot != 0) {
+        again.push_back(std::move(j));
       } else {
         requeued_.push_front(std::move(j));
       }
-    } else {
-      std::exception_ptr e;
-      if (w.killed == kill_reason::cancel || w.killed == kill_reason::shutdown) {
-        e = cancelled_ptr();
-      } else if (w.killed == kill_reason::broken) {
-        e = std::make_exception_ptr(broken_pool(broken_text()));
-      } else {
-        e = std::make_exception_ptr(broken_worker(w.pid, sig, code, j->function()));
-      }
-      fail_started(*j, std::move(e));
+      continue;
     }
+    std::exception_ptr err;
+    if (e.cancel_target || w.killed == kill_reason::shutdown) {
+      err = cancelled_ptr();
+    } else if (w.killed == kill_reason::broken) {
+      err = std::make_exception_ptr(broken_pool(broken_text()));
+    } else {
+      // Died (or was killed to cancel another job, which the claims before
+      // that kill rule out) while running it: never run twice.
+      err = std::make_exception_ptr(broken_worker(w.pid, sig, code, j->function()));
+    }
+    fail_started(*j, std::move(err));
   }
+  w.jobs.clear();
+  w.unsent = false;
+  // First in line again, in their order.
+  for (auto it = again.rbegin(); it != again.rend(); ++it) pending_.push_front(std::move(*it));
   close_watched(w.pidfd);
   close_watched(w.sock);
   auto it = std::find_if(workers_.begin(), workers_.end(), [&](auto& p) { return p.get() == &w; });
@@ -574,19 +795,49 @@ void process_pool_impl::handle_exit(process_worker& w) noexcept {
   update_pids();
 }
 
-// A running job's future was cancelled: kill the worker running it. The
-// worker holds no other job, so nothing else is touched; a job that finished
-// just before keeps its result.
+// A running job's future was cancelled: kill the worker running it. First
+// every look-ahead job behind it is claimed back: if one of them had already
+// begun, the job is over (its reply is on the way) and the worker lives;
+// else the worker can begin nothing after it, and dies. So no other job is
+// touched; a job that finished just before keeps its result.
 void process_pool_impl::cancel_running(future_state_base* s) noexcept {
   for (auto& wp : workers_) {
     process_worker& w = *wp;
-    if (!w.job || w.job->spec.state != s) continue;
-    if (w.unsent) {  // it never reached the worker
-      job_ptr j = std::move(w.job);
+    auto at = std::find_if(w.jobs.begin(), w.jobs.end(),
+                           [&](const sent_job& e) { return e.job && e.job->spec.state == s; });
+    if (at == w.jobs.end()) continue;
+    if (w.unsent && w.jobs.size() == 1) {  // it never reached the worker
+      sent_job e = std::move(w.jobs.front());
+      w.jobs.pop_front();
       w.unsent = false;
-      fail_started(*j, cancelled_ptr());
+      fail_started(*e.job, cancelled_ptr());
       dispatch(w);
-    } else {
+      return;
+    }
+    if (at->slot != 0 &&
+        claim_state_of(claim_word(at->slot - 1).load(std::memory_order_acquire)) != claim_running) {
+      return;  // not begun: the cancel claimed it, and it never runs
+    }
+    const std::size_t target = static_cast<std::size_t>(at - w.jobs.begin());
+    std::deque<job_ptr> back;
+    bool later_began = false;
+    for (std::size_t i = target + 1; i < w.jobs.size() && !later_began; ++i) {
+      sent_job& e = w.jobs[i];
+      if (!e.job) continue;
+      switch (reclaim(e)) {
+        case reclaimed::taken:
+          back.push_back(std::move(e.job));
+          break;
+        case reclaimed::started:
+          later_began = true;
+          break;
+        case reclaimed::cancelled:
+          break;
+      }
+    }
+    for (auto it = back.rbegin(); it != back.rend(); ++it) pending_.push_front(std::move(*it));
+    if (!later_began) {
+      w.jobs[target].cancel_target = true;
       kill(w, kill_reason::cancel);
     }
     return;
@@ -603,6 +854,15 @@ void process_pool_impl::cancel_running(future_state_base* s) noexcept {
 void process_pool_impl::begin_shutdown(const process_pool_shutdown_options& o) noexcept {
   shutting_ = true;
   if (o.cancel_pending || o.kill) {
+    // Look-ahead jobs not begun are pending too: claimed back, they end cancelled.
+    for (auto& w : workers_) {
+      for (sent_job& e : w->jobs) {
+        if (e.job && e.slot != 0 && reclaim(e) == reclaimed::taken) {
+          job_ptr j = std::move(e.job);
+          fail_unstarted(*j, cancelled_ptr());
+        }
+      }
+    }
     while (!pending_.empty()) {
       job_ptr j = std::move(pending_.front());
       pending_.pop_front();

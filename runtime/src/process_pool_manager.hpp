@@ -1,13 +1,20 @@
 #pragma once
 // The process pool's manager: one thread per pool that owns the workers. It
-// takes submitted jobs, gives each ready worker one job at a time, reads the
-// replies, sees workers die (their pidfds, through its ring), replaces them,
-// and completes every job's future exactly once.
+// takes submitted jobs, gives them to ready workers, reads the replies, sees
+// workers die (their pidfds, through its ring), replaces them, and completes
+// every job's future exactly once.
 //
-// One job per worker: a job is started (its future says running()) only when
-// it is written to an idle worker, which runs it at once. Jobs not yet
-// started stay in the manager's queue, so cancelling one means it never runs,
-// and killing a worker to cancel its job touches no other job.
+// An idle worker gets one job, started (its future says running()) as it is
+// written, since the worker runs it at once. While more jobs wait than idle
+// workers could take, a busy worker also gets a few look-ahead jobs behind
+// its running one: those are handed over, not started, each with a claim
+// slot (process_pool_claims.hpp) that the worker claims before it begins the
+// job. A cancel or the manager may claim a look-ahead job first: the worker
+// then skips it. So a job cancelled before it starts never runs, running()
+// says true only once the worker has claimed the job, and before killing a
+// worker to cancel its running job the manager claims back every look-ahead
+// job behind it (and kills only if none had begun), so that no other job is
+// touched.
 
 #include <coring/process_pool.hpp>
 
@@ -33,12 +40,19 @@ namespace coring::detail {
 /// One job as the manager holds it.
 struct process_job {
   process_job_spec spec;                    // what to run, and the future's state (one reference)
-  std::uint64_t id = 0;                     // given when it is sent, to check the reply against
   const registered_job* named = nullptr;    // its function's registration: it travels by name
   bool chunk = false;                       // named: a chunk of process_pool::map
 
   /// The job's function as messages name it: its registered name, else its symbol.
   std::string function() const;
+};
+
+/// A job written to a worker; the worker answers each, in order.
+struct sent_job {
+  std::unique_ptr<process_job> job;  // null once the manager claimed it back (the worker skips it)
+  std::uint64_t id = 0;              // its id in messages, unique in the process (a claim id)
+  std::uint32_t slot = 0;            // a look-ahead job's claim slot + 1; 0: started when sent
+  bool cancel_target = false;        // the worker was killed to cancel this job
 };
 
 /// Why the manager SIGKILLed a worker.
@@ -53,8 +67,8 @@ struct process_worker {
   bool retiring = false;                       // max_tasks_per_child reached: close when idle
   kill_reason killed = kill_reason::none;      // why we SIGKILLed it, if we did
   unsigned sent = 0;                           // jobs given to it (counted by the parent)
-  std::unique_ptr<process_job> job;            // the one job it holds, started, if any
-  bool unsent = false;                         // job waits for room in the socket (POLLOUT armed)
+  std::deque<sent_job> jobs;                   // written to it and not answered, oldest first
+  bool unsent = false;                         // jobs' only one waits for room in the socket (POLLOUT armed)
 };
 
 class process_pool_impl;
@@ -74,9 +88,13 @@ class process_pool_link {
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
-  /// The hook of every job's state: asks the pool, if it is still there, to
-  /// stop the running job of state `s`.
-  static void on_cancel_running(future_state_base* s, void* link) noexcept;
+  /// The hook of every job's state (`job`: its process_job_link): asks the
+  /// pool, if it is still there, to stop the running job of state `s`.
+  static void on_cancel_running(future_state_base* s, void* job) noexcept;
+  /// The claim hook of every job's state: reads (and if `stop`, claims for
+  /// a cancel) the claim word of the look-ahead job `job` (a process_job_link).
+  /// Touches only the claim table, which outlives every pool.
+  static future_state_base::claim on_handed(const future_state_base* s, void* job, bool stop) noexcept;
   /// The pool is going away: later hooks do nothing (their jobs have ended).
   void detach() noexcept;
 
@@ -126,9 +144,16 @@ class process_pool_impl {
   void take_requests() noexcept;
   void maintain() noexcept;
   void update_pids();
-  job_ptr next_job() noexcept;
+  enum class reclaimed : std::uint8_t { taken, cancelled, started };
+  static bool can_take(const process_worker& w) noexcept;
+  std::size_t idle_workers() const noexcept;
+  bool give(process_worker& w) noexcept;
   void dispatch(process_worker& w) noexcept;
-  void send_job(process_worker& w) noexcept;
+  bool send_job(process_worker& w) noexcept;
+  reclaimed reclaim(sent_job& e) noexcept;
+  void free_slot(std::uint32_t slot) noexcept;
+  bool steal_for_idle() noexcept;
+  static bool answers(const process_worker& w, std::uint64_t id) noexcept;
   void read_replies(process_worker& w) noexcept;
   void finish_reply(process_worker& w, const msg_header& h, std::string_view payload) noexcept;
   void kill(process_worker& w, kill_reason why) noexcept;
@@ -168,7 +193,7 @@ class process_pool_impl {
   std::vector<std::unique_ptr<process_worker>> workers_;  // live (unreaped) workers
   receiver rx_;                                          // receive buffer for replies
   unsigned startup_failures_ = 0;                        // workers in a row that died before ready
-  std::uint64_t next_id_ = 1;                            // job ids, to check replies against
+  std::vector<std::uint32_t> free_slots_;                // claim slots we hold, free (all returned at the end)
   int spawn_errno_ = 0;                                  // why the last start of a worker failed, or 0
   std::string spawn_error_;                              // what failed then
   std::chrono::steady_clock::time_point spawn_retry_at_;  // no new try before, while others run

@@ -2,9 +2,9 @@
 // The process pool's wire format: how the main process, the fork server and
 // the workers talk over their SOCK_SEQPACKET sockets. Every message is one
 // datagram: a msg_header, then the payload inline, or (when larger than
-// inline_limit) in a sealed memfd passed with SCM_RIGHTS. The manager gives a
-// worker one job at a time and sends without blocking, so a worker's socket
-// holds at most one job.
+// inline_limit) in a sealed memfd passed with SCM_RIGHTS. The manager gives an
+// idle worker one job, and a busy one a few look-ahead jobs behind it, each
+// with a claim slot (process_pool_claims.hpp); it sends without blocking.
 
 #include <sys/types.h>
 
@@ -24,6 +24,7 @@ enum msg_kind : std::uint32_t {
   k_result = 3,       // worker → main: payload is the encoded result
   k_raised = 4,       // worker → main: payload is encode_all(type name, message)
   k_init_failed = 5,  // worker → main: as k_raised, from the initializer
+  k_skipped = 6,      // worker → main: a look-ahead job it could not claim (cancelled or taken back)
 };
 constexpr std::uint32_t f_memfd = 1;  // the payload is in the attached memfd
 constexpr std::uint32_t f_named = 2;  // k_job: the payload starts with a registered job name
@@ -43,7 +44,7 @@ struct msg_header {
   std::uint64_t invoker;    // k_job: the process_invoker's address, or 0
   std::uint64_t fn;         // k_job: the user's function's address, or 0
   std::uint32_t name_size;  // k_job, f_named: the length of the name that starts the payload
-  std::uint32_t unused;
+  std::uint32_t slot;       // k_job: a look-ahead job's claim slot + 1 (its claim id is id), or 0
 };
 
 /// Closes `fd` if it is open and sets it to -1.

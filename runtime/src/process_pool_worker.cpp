@@ -15,6 +15,7 @@
 #include <typeinfo>
 #include <unordered_set>
 
+#include "process_pool_claims.hpp"
 #include "process_pool_wire.hpp"
 #include "symbol_names.hpp"
 
@@ -103,6 +104,16 @@ void run_job(const msg_header& h, std::string_view payload, byte_writer& out,
     // End of stream: the pool retires us (or the main process is gone).
     if (recv_message(sock, r, h, payload, false) <= 0 || h.kind != k_job) ::_exit(0);
     out.clear();
+    if (h.slot != 0 && h.slot <= claim_slots) {
+      // A look-ahead job: ours only if we claim it before a cancel or the
+      // manager does. Either way the manager hears of it, in order.
+      std::uint64_t queued = claim_word_of(h.id, claim_queued);
+      if (!claim_word(h.slot - 1).compare_exchange_strong(queued, claim_word_of(h.id, claim_running),
+                                                          std::memory_order_acq_rel)) {
+        if (send_message(sock, {k_skipped, 0, h.id, 0, 0, 0, 0}, {}).err != 0) ::_exit(0);
+        continue;
+      }
+    }
     int err;
     try {
       run_job(h, payload, out, known);

@@ -1,7 +1,9 @@
 #pragma once
 // The process pool's worker process: it runs the initializer, says it is
-// ready, then receives one job at a time, runs it and replies with its result
-// or the exception it raised, until its socket reaches end of stream.
+// ready, then receives jobs in order, runs each and replies with its result
+// or the exception it raised, until its socket reaches end of stream. A
+// look-ahead job it runs only if it claims it first (process_pool_claims.hpp);
+// one it cannot claim it skips, and says so.
 
 #include <sys/types.h>
 

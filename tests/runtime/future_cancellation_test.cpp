@@ -119,6 +119,24 @@ TEST_SUITE("runtime/future_cancellation") {
     CHECK(fs[0].get() == 4);
   }
 
+  TEST_CASE("a running job that its executor ends with coring::cancelled inside the cancel: one cancellation" *
+            doctest::timeout(10)) {
+    // As a process pool's manager may do: the cancel hook kills the worker and
+    // the job ends with coring::cancelled before the awaiting task has stopped
+    // waiting, so the job's own outcome carries the cancellation.
+    auto* st = new coring::detail::future_state<int>();  // two references: the future's and ours
+    st->on_cancel_running(
+        [](coring::detail::future_state_base* s, void*) noexcept {
+          s->fail(std::make_exception_ptr(coring::cancelled{}));
+        },
+        nullptr);
+    REQUIRE(st->start());
+    coring::future<int> f(st);
+    expect_cancelled_once([&]() -> task<> { (void)co_await f; });
+    CHECK(f.ready());
+    st->release();
+  }
+
   TEST_CASE("cancelled just as the job completes: exactly one outcome, the cancellation delivered once" *
             doctest::timeout(60)) {
     // Jittered race between a job finishing and the awaiting task being

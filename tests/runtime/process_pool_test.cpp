@@ -565,6 +565,20 @@ constexpr bool sanitized = false;
 constexpr bool sanitized = false;
 #endif
 
+// True while `f`'s job waits in a worker's look-ahead (written to it, not begun by it).
+template <class T>
+bool handed(const coring::future<T>& f) {
+  return f.state()->current_stage() == coring::detail::future_state_base::stage::handed;
+}
+
+// Counts the ids that logged_job wrote to the log at `path`.
+std::map<int, int> runs_in_log(const std::string& path) {
+  std::map<int, int> runs;
+  std::istringstream in(read_file(path));
+  for (int id; in >> id;) ++runs[id];
+  return runs;
+}
+
 }  // namespace
 
 TEST_SUITE("runtime/process_pool") {
@@ -1392,6 +1406,177 @@ TEST_SUITE("runtime/process_pool") {
       CHECK(zombie_children().empty());
     }
     CHECK(fd_count_returns_to(fds_before));
+  }
+
+  TEST_CASE("a look-ahead job cancelled before its worker begins it never runs; cancel() and running() say so" *
+            doctest::timeout(30)) {
+    temp_dir dir;
+    const std::string marker_b = dir.file("b"), marker_d = dir.file("d");
+    coring::process_pool pool({.workers = 1});
+    (void)pool.submit(my_pid).get();
+    auto a = pool.submit(sleep_ms, 300);
+    auto b = pool.submit(touch, marker_b);
+    auto c = pool.submit(sleep_ms, 200);
+    auto d = pool.submit(touch, marker_d);
+    // Written to the busy worker behind a, not begun.
+    REQUIRE(eventually([&] { return handed(b) && handed(c) && handed(d); }));
+    CHECK(a.running());
+    CHECK_FALSE(b.running());
+    CHECK_FALSE(c.running());
+    CHECK(b.cancel());
+    CHECK(d.cancel());
+    CHECK_FALSE(b.running());
+    CHECK_THROWS_AS((void)b.get(), coring::cancelled);
+    CHECK_THROWS_AS((void)d.get(), coring::cancelled);
+    CHECK(a.get() == 300);
+    // The worker claims c and runs it: running() turns true before any reply.
+    REQUIRE(eventually([&] { return c.running(); }));
+    CHECK(c.get() == 200);
+    CHECK(pool.submit(square, 2).get() == 4);  // the worker is past where b and d would have run
+    CHECK_FALSE(file_exists(marker_b));
+    CHECK_FALSE(file_exists(marker_d));
+  }
+
+  TEST_CASE("a cancel racing with the worker's claim of a look-ahead job: it ran, or it was cancelled and never ran" *
+            doctest::timeout(120)) {
+    temp_dir dir;
+    const std::string log = dir.file("log");
+    coring::process_pool pool({.workers = 1});
+    (void)pool.submit(my_pid).get();
+    std::mt19937 rng(21);
+    std::uniform_int_distribution<int> jitter_us(0, 4000);
+    const int tries = long_stress() ? 2000 : 200;
+    int stopped = 0, ran = 0, killed = 0, were_handed = 0;
+    std::vector<int> promised;  // cancel() returned true: these must never run
+    for (int i = 0; i < tries; ++i) {
+      CAPTURE(i);
+      auto x = pool.submit(sleep_ms, 3);
+      auto y = pool.submit(logged_job, log, i, false);
+      auto z = pool.submit(square, i);
+      // As soon as y leaves the pool's queue (eventually() would poll too slowly).
+      const auto give_up = std::chrono::steady_clock::now() + 5s;
+      while (y.state()->current_stage() == coring::detail::future_state_base::stage::pending &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+      were_handed += handed(y) ? 1 : 0;
+      std::this_thread::sleep_for(std::chrono::microseconds(jitter_us(rng)));
+      const bool stop = y.cancel();
+      try {
+        int v = y.get();
+        CHECK_FALSE(stop);
+        CHECK(v == 2 * i);
+        ++ran;
+      } catch (const coring::cancelled&) {
+        if (stop) {
+          ++stopped;
+          promised.push_back(i);
+        } else {
+          ++killed;  // it had begun: its worker was killed
+        }
+      }
+      // Nobody cancelled x or z: each ends with its value, whatever became of y.
+      CHECK(x.get() == 3);
+      CHECK(z.get() == i * i);
+    }
+    pool.shutdown();
+    std::map<int, int> runs = runs_in_log(log);
+    int broken_promises = 0, twice = 0;
+    for (int i : promised) broken_promises += runs[i] == 0 ? 0 : 1;
+    for (auto& [id, n] : runs) twice += n > 1 ? 1 : 0;
+    MESSAGE(were_handed << " handed; " << stopped << " stopped before they began, " << ran << " ran, " << killed
+                        << " killed running");
+    CHECK(broken_promises == 0);
+    CHECK(twice == 0);
+    CHECK(stopped + ran + killed == tries);
+    CHECK(were_handed > 0);
+    CHECK(stopped > 0);
+  }
+
+  TEST_CASE("a worker killed with look-ahead jobs queued behind its job: each of them runs exactly once elsewhere" *
+            doctest::timeout(60)) {
+    temp_dir dir;
+    const std::string log = dir.file("log");
+    const std::string pid_file = dir.file("pid");
+    coring::process_pool pool({.workers = 1});
+    (void)pool.submit(my_pid).get();
+    int id = 0;
+    for (const bool by_cancel : {false, true}) {
+      CAPTURE(by_cancel);
+      ::unlink(pid_file.c_str());
+      auto stuck = pool.submit(announce_and_sleep, pid_file, 20000);
+      int pid = 0;
+      REQUIRE(eventually([&] { return (pid = std::atoi(read_file(pid_file).c_str())) > 0; }));
+      std::vector<coring::future<int>> fs;
+      std::vector<int> ids;
+      for (int i = 0; i < 6; ++i) {
+        ids.push_back(id);
+        fs.push_back(pool.submit(logged_job, log, id++, false));
+      }
+      // A few are written ahead to the stuck worker (the rest wait in the pool).
+      int n_handed = 0;
+      REQUIRE(eventually([&] {
+        n_handed = 0;
+        for (auto& f : fs) n_handed += handed(f) ? 1 : 0;
+        return n_handed >= 4;
+      }));
+      if (by_cancel) {
+        CHECK_FALSE(stuck.cancel());  // running: its worker is killed
+        CHECK_THROWS_AS((void)stuck.get(), coring::cancelled);
+      } else {
+        ::kill(pid, SIGKILL);
+        CHECK_THROWS_AS((void)stuck.get(), coring::broken_worker);
+      }
+      for (std::size_t k = 0; k < fs.size(); ++k) CHECK(fs[k].get() == 2 * ids[k]);
+    }
+    pool.shutdown();
+    std::map<int, int> runs = runs_in_log(log);
+    for (int i = 0; i < id; ++i) {
+      CAPTURE(i);
+      CHECK(runs[i] == 1);
+    }
+    CHECK(zombie_children().empty());
+  }
+
+  TEST_CASE("under random cancels with look-ahead, each job ends once, as its cancel() said" * doctest::timeout(120)) {
+    temp_dir dir;
+    const std::string log = dir.file("log");
+    const int jobs = long_stress() ? 20000 : 2000;
+    std::mt19937 rng(99);
+    coring::process_pool pool({.workers = 2});
+    std::vector<coring::future<int>> fs;
+    std::vector<int> asked(static_cast<std::size_t>(jobs), -1);  // -1 not cancelled; else cancel()'s answer
+    for (int i = 0; i < jobs; ++i) {
+      fs.push_back(pool.submit(logged_job, log, i, false));
+      if (rng() % 8 == 0) {
+        // Cancel one of the last few: queued, handed, running or done.
+        auto k = static_cast<std::size_t>(std::max(0, i - static_cast<int>(rng() % 12)));
+        if (asked[k] != 1) asked[k] = fs[k].cancel() ? 1 : 0;
+      }
+      if (rng() % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
+    }
+    int wrong = 0, stopped = 0, killed = 0;
+    for (int i = 0; i < jobs; ++i) {
+      auto k = static_cast<std::size_t>(i);
+      try {
+        int v = fs[k].get();
+        if (v != 2 * i || asked[k] == 1) ++wrong;
+      } catch (const coring::cancelled&) {
+        if (asked[k] == -1) ++wrong;  // nobody cancelled it
+        ++(asked[k] == 1 ? stopped : killed);
+      }
+    }
+    pool.shutdown();
+    std::map<int, int> runs = runs_in_log(log);
+    int bad_runs = 0;
+    for (int i = 0; i < jobs; ++i) {
+      auto k = static_cast<std::size_t>(i);
+      if (runs[i] > 1 || (asked[k] == 1 && runs[i] != 0) || (asked[k] == -1 && runs[i] != 1)) ++bad_runs;
+    }
+    MESSAGE(stopped << " stopped before they began, " << killed << " killed running");
+    CHECK(wrong == 0);
+    CHECK(bad_runs == 0);
+    CHECK(zombie_children().empty());
   }
 
   TEST_CASE("a reply queued before its worker died is read after the ECONNRESET that reports the death" *

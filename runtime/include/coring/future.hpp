@@ -51,8 +51,18 @@ struct done_callback_node {
 /// coroutine; threads blocked in get()/wait() sleep on the word (futex).
 class future_state_base {
  public:
-  /// Where a job is.
-  enum class stage : std::uint8_t { pending, running, done };
+  /// Where a job is. `handed`: given to a runner that begins it without
+  /// telling the executor (a process pool's look-ahead); whether it has begun
+  /// is in the executor's claim word, which cancel() and running() ask.
+  enum class stage : std::uint8_t { pending, running, done, handed };
+
+  /// What an executor's claim hook finds for a handed job (see on_handed).
+  enum class claim : std::uint8_t {
+    queued,   // not begun (and, asked to stop it, not stopped)
+    stopped,  // asked to stop it: it never begins; cancel() ends it as cancelled
+    started,  // the runner began it
+    moved,    // not where the hook looked any more: read the stage again
+  };
 
   /// A coroutine waiting for the job; lives in the awaiting frame. On
   /// completion it is pushed into its loop's inbox and resumed there.
@@ -76,6 +86,14 @@ class future_state_base {
   // ---- executor side ----
   /// pending → running. False if the job was cancelled: then it must not run.
   bool start() noexcept;
+  /// pending → handed: the job goes to a runner that claims it (in a word the
+  /// executor shares with it) before it begins, and skips it if a cancel
+  /// claimed it first. False if the job was cancelled: then it must not run.
+  /// **Requires:** on_handed() was called; the claim word is set up before.
+  bool hand_over() noexcept;
+  /// handed → pending: the executor claimed the job back before it began.
+  /// **Requires:** the executor won that claim (so no cancel ended the job).
+  void take_back() noexcept;
   /// The value or error is stored: → done; wakes blocked threads and the
   /// awaiting coroutine. A job cancelled meanwhile stays cancelled.
   void finish() noexcept;
@@ -92,12 +110,20 @@ class future_state_base {
     cancel_running_ = fn;
     cancel_ctx_ = ctx;
   }
+  /// Lets cancel() and running() ask where a handed job is: `fn(state, ctx,
+  /// stop)` reads the executor's claim word and, if `stop`, tries to claim a
+  /// job not begun for the cancel. It runs on the consumer's thread, with the
+  /// cancel hook's context. Set before the job is published.
+  void on_handed(claim (*fn)(const future_state_base*, void*, bool stop) noexcept) noexcept { claim_ = fn; }
 
   // ---- consumer side ----
   /// A pending job will never run (its result becomes coring::cancelled):
-  /// true. A running job: the executor's cancel-running hook is called (if
-  /// any) and false is returned. A finished job: false.
+  /// true. A handed job is claimed first: not begun, it never runs (true);
+  /// begun, it is running. A running job: the executor's cancel-running hook
+  /// is called (if any) and false is returned. A finished job: false.
   bool cancel() noexcept;
+  /// True if the job is running: started, or handed and claimed by its runner.
+  [[nodiscard]] bool running() const noexcept;
   [[nodiscard]] bool ready() const noexcept { return stage_of(word_.load(std::memory_order_acquire)) == stage::done; }
   [[nodiscard]] stage current_stage() const noexcept { return stage_of(word_.load(std::memory_order_acquire)); }
   /// True if the job ended because cancel() stopped it before it started.
@@ -142,7 +168,8 @@ class future_state_base {
   std::atomic<waiter*> waiter_{nullptr};         // the awaiting coroutine, null, or done_marker() once delivered
   std::atomic<done_callback_node*> callbacks_{nullptr};  // newest first; callbacks_done() once they ran
   void (*cancel_running_)(future_state_base*, void*) noexcept = nullptr;  // executor's hook
-  void* cancel_ctx_ = nullptr;                   // its argument
+  claim (*claim_)(const future_state_base*, void*, bool) noexcept = nullptr;  // asks a handed job's claim word
+  void* cancel_ctx_ = nullptr;                   // the hooks' argument
 };
 
 template <class T>
@@ -301,9 +328,10 @@ class [[nodiscard]] future_operation : detail::future_state_base::waiter, detail
     try {
       return state_->take();
     } catch (const cancelled&) {
-      // The job ended cancelled (a run_coroutine_threadsafe task that our
-      // cancellation reached ends so, possibly before our hook could detach
-      // us): that exception is the delivery, so a pending request is spent.
+      // The job ended cancelled before our hook could detach us (a
+      // run_coroutine_threadsafe task that our cancellation reached; a
+      // process-pool job whose worker was killed for it): that exception is
+      // the delivery, so a pending request is spent.
       detail::consume_cancel(node);
       throw;
     }
@@ -368,10 +396,9 @@ class [[nodiscard]] future {
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
   /// True once the job has ended (value, error or cancelled).
   [[nodiscard]] bool ready() const noexcept { return s_->ready(); }
-  /// True while the job is running on a worker.
-  [[nodiscard]] bool running() const noexcept {
-    return s_->current_stage() == detail::future_state_base::stage::running;
-  }
+  /// True while the job is running on a worker (never while it only waits
+  /// in a worker's look-ahead).
+  [[nodiscard]] bool running() const noexcept { return s_->running(); }
 
   /// Blocks until the job ends; gives its value or rethrows its exception
   /// (coring::cancelled if it was cancelled before it started).

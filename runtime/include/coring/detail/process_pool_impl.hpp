@@ -7,6 +7,7 @@
 #include <coring/process_pool.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -41,6 +42,9 @@ class process_job_link {
   ~process_job_link();
 
   process_pool_link* link = nullptr;  // set by the pool when it accepts the job
+  /// While the job is a look-ahead job: its claim id << 16 | its claim slot
+  /// (written by the pool before the job is handed over; 0 when taken back).
+  std::atomic<std::uint64_t> ticket{0};
 };
 
 /// A process pool job's shared state.
