@@ -1,7 +1,9 @@
 # Provides coring_llhttp, an OBJECT library compiled from the llhttp C sources
 # that Debian's node-llhttp package ships (/usr/share/llhttp/*.c and
 # /usr/share/include/llhttp/llhttp.h). coring::net takes its objects, so
-# nothing of llhttp is installed or exported. Only the build needs this file.
+# nothing of llhttp is installed or exported. Only the build needs this file;
+# its name keeps it out of the find-*.cmake modules that the installed package
+# config includes (a user's project may not even enable C).
 #
 # Set CORING_LLHTTP_SOURCE_DIR / CORING_LLHTTP_INCLUDE_DIR to use other copies.
 
