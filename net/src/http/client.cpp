@@ -463,7 +463,11 @@ task<client_response> client_state::exchange(prepared_request& r, const deadline
 
 // ---------------------------------------------------------------- the request
 
-task<client_response> client_state::run(prepared_request r) {
+task<client_response> client_state::run(std::unique_ptr<prepared_request> owned) {
+  // The request comes by pointer: g++ 12 has copied a by-value class
+  // parameter of a coroutine bitwise when the call sat in a co_await
+  // expression of the caller, leaving its strings pointing at the caller's frame.
+  prepared_request& r = *owned;
   deadlines d;
   d.limits = r.timeout;
   d.total_deadline = coring::detail::deadline_after(r.timeout.total);
@@ -573,7 +577,7 @@ task<client_response> client::request(std::string_view method, const url& u, req
   r.allow_redirects = o.allow_redirects.value_or(so.allow_redirects);
   r.max_redirects = o.max_redirects.value_or(so.max_redirects);
   r.max_body_size = o.max_body_size.value_or(so.max_body_size);
-  return state_->run(std::move(r));
+  return state_->run(std::make_unique<detail::prepared_request>(std::move(r)));
 }
 
 task<> client::close() {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -58,7 +59,7 @@ class client_state {
   explicit client_state(client_options o) : options(std::move(o)), pool(options) {}
 
   /// The whole request: exchanges, redirects. (client::request's task.)
-  task<client_response> run(prepared_request r);
+  task<client_response> run(std::unique_ptr<prepared_request> r);
 
   client_options options;
   detail::pool pool;

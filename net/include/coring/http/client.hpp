@@ -90,7 +90,7 @@ struct timeouts {
 /// How https connections are verified.
 struct tls_options {
   /// A PEM file of certificate authorities to trust instead of the system's (curl's --cacert).
-  std::string ca_file;
+  std::string ca_file{};
   /// false: accept any certificate and host name (curl's -k/--insecure).
   bool verify = true;
 };
@@ -107,7 +107,7 @@ struct client_options {
   /// keepalive_timeout), or sooner if the server's Keep-Alive header says so.
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(15);
   /// Sent with every request, unless the request sets the same field.
-  http::headers headers;
+  http::headers headers{};
   /// The User-Agent sent unless a header sets one.
   std::string user_agent = "coring-http/1.0";
   /// Advertise gzip and deflate (Accept-Encoding) and decode bodies that use them.
@@ -169,21 +169,21 @@ class request_body {
 /// Settings of one request (aiohttp's keyword arguments).
 struct request_options {
   /// Header fields; they replace the session's fields of the same name.
-  http::headers headers;
+  http::headers headers{};
   /// Query parameters appended to the URL's own (aiohttp's params=).
-  std::vector<std::pair<std::string, std::string>> query;
+  std::vector<std::pair<std::string, std::string>> query{};
   /// The body (aiohttp's data=).
-  request_body body;
+  request_body body{};
   /// A JSON body (aiohttp's json=); used when set, instead of `body`.
-  std::optional<nlohmann::json> json;
+  std::optional<nlohmann::json> json{};
   /// Deadlines replacing the session's.
-  std::optional<http::timeouts> timeout;
+  std::optional<http::timeouts> timeout{};
   /// Follow redirects (default: the session's allow_redirects).
-  std::optional<bool> allow_redirects;
+  std::optional<bool> allow_redirects{};
   /// Redirects followed before http::redirect_error (default: the session's).
-  std::optional<int> max_redirects;
+  std::optional<int> max_redirects{};
   /// The body cap for this response (default: the session's max_body_size).
-  std::optional<std::uint64_t> max_body_size;
+  std::optional<std::uint64_t> max_body_size{};
 };
 
 class client_response;
