@@ -73,24 +73,28 @@ class blocking_client {
   /// Sends `method` to `url` and reads the whole response. **Errors:** those
   /// of http::client::request and of reading the body (url_error,
   /// connect_error, timeout_error, protocol_error, limit_error, redirect_error).
-  [[nodiscard]] blocking_response request(std::string_view method, std::string_view url, request_options o = {});
-  [[nodiscard]] blocking_response get(std::string_view url, request_options o = {}) {
+  [[nodiscard]] blocking_response request(std::string_view method, std::string_view url, request_options o);
+  [[nodiscard]] blocking_response get(std::string_view url) { return request("GET", url, request_options{}); }
+  [[nodiscard]] blocking_response get(std::string_view url, request_options o) {
     return request("GET", url, std::move(o));
   }
-  [[nodiscard]] blocking_response head(std::string_view url, request_options o = {}) {
+  [[nodiscard]] blocking_response head(std::string_view url, request_options o) {
     return request("HEAD", url, std::move(o));
   }
-  [[nodiscard]] blocking_response post(std::string_view url, request_options o = {}) {
+  [[nodiscard]] blocking_response post(std::string_view url, request_options o) {
     return request("POST", url, std::move(o));
   }
-  [[nodiscard]] blocking_response put(std::string_view url, request_options o = {}) {
+  [[nodiscard]] blocking_response put(std::string_view url, request_options o) {
     return request("PUT", url, std::move(o));
   }
   /// GETs `url` and streams its body to `path` (client_response::save: no
   /// partial file under `path`); gives the bytes written.
   /// **Errors:** as request(), coring::io_error for the file; a status of 400
   /// or more is http::status_error and writes no file.
-  [[nodiscard]] std::uint64_t save(std::string_view url, const std::string& path, request_options o = {});
+  [[nodiscard]] std::uint64_t save(std::string_view url, const std::string& path, request_options o);
+  [[nodiscard]] std::uint64_t save(std::string_view url, const std::string& path) {
+    return save(url, path, request_options{});
+  }
 
   /// The session underneath (its statistics, its options).
   [[nodiscard]] client& async() noexcept { return *client_; }

@@ -334,28 +334,39 @@ class client {
   /// a file body. **Cancellation:** a wait for a pool slot is left, a connect
   /// or a read in flight cancelled in the ring, and the connection closed;
   /// the task gets coring::cancelled.
-  [[nodiscard]] task<client_response> request(std::string_view method, std::string_view url,
-                                              request_options o = {});
+  [[nodiscard]] task<client_response> request(std::string_view method, std::string_view url, request_options o);
   /// As above, with a URL already parsed.
-  [[nodiscard]] task<client_response> request(std::string_view method, const http::url& url, request_options o = {});
+  [[nodiscard]] task<client_response> request(std::string_view method, const http::url& url, request_options o);
+  // Without options. (Overloads, not default arguments: g++ 12 relocates a
+  // default argument's temporary bitwise inside a coroutine frame when the
+  // call is in a co_await expression, which breaks its strings.)
+  [[nodiscard]] task<client_response> request(std::string_view method, std::string_view url) {
+    return request(method, url, request_options{});
+  }
 
-  [[nodiscard]] task<client_response> get(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> get(std::string_view url) { return request("GET", url, request_options{}); }
+  [[nodiscard]] task<client_response> get(std::string_view url, request_options o) {
     return request("GET", url, std::move(o));
   }
-  [[nodiscard]] task<client_response> head(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> head(std::string_view url) { return request("HEAD", url, request_options{}); }
+  [[nodiscard]] task<client_response> head(std::string_view url, request_options o) {
     return request("HEAD", url, std::move(o));
   }
-  [[nodiscard]] task<client_response> post(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> post(std::string_view url) { return request("POST", url, request_options{}); }
+  [[nodiscard]] task<client_response> post(std::string_view url, request_options o) {
     return request("POST", url, std::move(o));
   }
-  [[nodiscard]] task<client_response> put(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> put(std::string_view url) { return request("PUT", url, request_options{}); }
+  [[nodiscard]] task<client_response> put(std::string_view url, request_options o) {
     return request("PUT", url, std::move(o));
   }
-  [[nodiscard]] task<client_response> patch(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> patch(std::string_view url) { return request("PATCH", url, request_options{}); }
+  [[nodiscard]] task<client_response> patch(std::string_view url, request_options o) {
     return request("PATCH", url, std::move(o));
   }
   /// DELETE (`delete` is a keyword).
-  [[nodiscard]] task<client_response> del(std::string_view url, request_options o = {}) {
+  [[nodiscard]] task<client_response> del(std::string_view url) { return request("DELETE", url, request_options{}); }
+  [[nodiscard]] task<client_response> del(std::string_view url, request_options o) {
     return request("DELETE", url, std::move(o));
   }
 
