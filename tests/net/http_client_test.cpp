@@ -37,6 +37,10 @@ using coring_test::python_peer;
 using coring_test::run_net;
 using namespace std::chrono_literals;
 
+// Request options are built in named variables before each co_await: g++ 12
+// relocates a by-value temporary inside a co_await expression bitwise, which
+// breaks the strings in it (see <coring/http/client.hpp>).
+
 // The connection serial numbers nginx logged, one per request, in order.
 std::vector<std::string> logged_connections(const nginx_peer& nginx) {
   std::vector<std::string> out;
@@ -177,8 +181,6 @@ TEST_CASE("gzip from nginx (chunked) is advertised and decoded; auto_decompress 
     auto r2 = co_await raw.get(nginx.url("/page.txt"));
     CHECK(!r2.headers().contains("Content-Encoding"));  // not asked for: not sent
     CHECK(co_await r2.text() == nginx.file("page.txt"));
-    // (Options with braced lists are built before the co_await: g++ 12 rejects
-    // an initializer_list temporary inside a co_await expression.)
     http::request_options ask_gzip{.headers = {{"Accept-Encoding", "gzip"}}};
     auto r3 = co_await raw.get(nginx.url("/page.txt"), std::move(ask_gzip));
     const std::string zipped = co_await r3.text();
@@ -221,7 +223,8 @@ TEST_CASE("redirects 301, 302, 303, 307 and 308 from nginx are followed, with th
       CHECK(r.history()[0].to_string() == nginx.url(path));
       CHECK(co_await r.text() == nginx.file("page.txt"));
     }
-    auto r = co_await session.get(nginx.url("/r301"), {.allow_redirects = false});
+    http::request_options o1{.allow_redirects = false};
+    auto r = co_await session.get(nginx.url("/r301"), std::move(o1));
     CHECK(r.status() == 301);
     CHECK(r.headers().get("Location").value_or("").ends_with("/page.txt"));
     (void)co_await r.text();
@@ -270,7 +273,8 @@ TEST_CASE("more than max_redirects is a redirect_error; Authorization is dropped
       CHECK(std::string(e.what()).find(peer.url("/loop")) != std::string::npos);
     }
     CHECK(thrown);
-    CHECK_THROWS_AS(co_await session.get(peer.url("/loop"), {.max_redirects = 3}), http::redirect_error);
+    http::request_options three{.max_redirects = 3};
+    CHECK_THROWS_AS(co_await session.get(peer.url("/loop"), std::move(three)), http::redirect_error);
 
     const http::headers auth{{"Authorization", "Bearer secret"}};
     http::request_options to_same{.headers = auth, .query = {{"to", "/echo"}}};
@@ -305,33 +309,37 @@ TEST_CASE("requests carry headers, query, and bodies of bytes, text, JSON, a for
     CHECK(doc["headers"]["host"] == "127.0.0.1:" + std::to_string(peer.port()));
     CHECK(doc["headers"]["accept-encoding"] == "gzip, deflate");
 
-    auto t = co_await session.post(peer.url("/echo"), {.body = "plain text"});
+    http::request_options o2{.body = "plain text"};
+    auto t = co_await session.post(peer.url("/echo"), std::move(o2));
     doc = co_await t.json();
     CHECK(doc["body"] == "plain text");
     CHECK(doc["headers"]["content-type"] == "text/plain; charset=utf-8");
     CHECK(doc["headers"]["content-length"] == "10");
 
     const std::vector<std::byte> raw{std::byte{1}, std::byte{2}, std::byte{3}};
-    auto b = co_await session.put(peer.url("/echo"), {.body = raw});
+    http::request_options o3{.body = raw};
+    auto b = co_await session.put(peer.url("/echo"), std::move(o3));
     doc = co_await b.json();
     CHECK(doc["method"] == "PUT");
     CHECK(doc["body"] == "\x01\x02\x03");
     CHECK(doc["headers"]["content-type"] == "application/octet-stream");
 
     const nlohmann::json value{{"k", "v"}, {"n", 1}};
-    auto j = co_await session.post(peer.url("/echo"), {.json = value});
+    http::request_options o4{.json = value};
+    auto j = co_await session.post(peer.url("/echo"), std::move(o4));
     doc = co_await j.json();
     CHECK(nlohmann::json::parse(doc["body"].get<std::string>()) == value);
     CHECK(doc["headers"]["content-type"] == "application/json");
 
     http::request_body form = http::request_body::form({{"x", "1 2"}, {"y", "é"}});
-    auto f = co_await session.post(peer.url("/echo"), {.body = std::move(form)});
+    http::request_options o5{.body = std::move(form)};
+    auto f = co_await session.post(peer.url("/echo"), std::move(o5));
     doc = co_await f.json();
     CHECK(doc["body"] == "x=1%202&y=%C3%A9");
     CHECK(doc["headers"]["content-type"] == "application/x-www-form-urlencoded");
 
-    auto big = co_await session.post(peer.url("/echo"),
-                                     {.body = http::request_body::file((dir.path() / "upload.bin").string())});
+    http::request_options upload{.body = http::request_body::file((dir.path() / "upload.bin").string())};
+    auto big = co_await session.post(peer.url("/echo"), std::move(upload));
     doc = co_await big.json();
     CHECK(doc["body"].get<std::string>() == std::string(200 * 1024, 'u'));
     CHECK(doc["headers"]["content-length"] == std::to_string(200 * 1024));
@@ -423,12 +431,15 @@ TEST_CASE("a GET on a pooled connection the server closed is retried once on a n
     auto r2 = co_await session.get(peer.url("/keepalive-then-close"));
     (void)co_await r2.text();
     co_await coring::sleep_for(20ms);
-    auto post = co_await session.post(peer.url("/echo"), {.body = "once"});
+    http::request_options o6{.body = "once"};
+    auto post = co_await session.post(peer.url("/echo"), std::move(o6));
     CHECK((co_await post.json())["body"] == "once");
-    CHECK(session.stats().connections_opened == 4);
-    CHECK(session.stats().retries <= 1);  // the GET may have seen the close first, then no retry was needed
+    // The second /keepalive-then-close went on the retried connection; the
+    // POST saw that one closed before sending, and opened a third.
+    CHECK(session.stats().connections_opened == 3);
+    CHECK(session.stats().retries == 1);
     const auto stats = co_await peer_stats(peer);
-    CHECK(stats["requests"] == 5 + 1);  // each request reached the server once (+ /stats)
+    CHECK(stats["requests"] == 4 + 1);  // each request was answered once (+ /stats)
   }());
 }
 
@@ -488,32 +499,44 @@ TEST_CASE("timeouts are typed by phase and name the URL: read, total, connect, p
       CHECK(thrown);
     };
     const std::string silent = peer.url("/silent");
-    co_await expect_timeout([&]() -> task<> { (void)co_await session.get(silent, {.timeout = http::timeouts{.read = 100ms}}); },
+    co_await expect_timeout(
+        [&]() -> task<> {
+          http::request_options o{.timeout = http::timeouts{.read = 100ms}};
+          (void)co_await session.get(silent, std::move(o));
+        },
                             http::timeout_phase::read, silent);
     const std::string drip = peer.url("/drip");
     co_await expect_timeout(
         [&]() -> task<> {
-          auto r = co_await session.get(drip, {.timeout = http::timeouts{.total = 150ms, .read = 5s}});
+          http::request_options o7{.timeout = http::timeouts{.total = 150ms, .read = 5s}};
+          auto r = co_await session.get(drip, std::move(o7));
           (void)co_await r.text();
         },
         http::timeout_phase::total, drip);
     const std::string stall = peer.url("/stall-body");
     co_await expect_timeout(
         [&]() -> task<> {
-          auto r = co_await session.get(stall, {.timeout = http::timeouts{.read = 100ms}});
+          http::request_options o8{.timeout = http::timeouts{.read = 100ms}};
+          auto r = co_await session.get(stall, std::move(o8));
           (void)co_await r.text();
         },
         http::timeout_phase::read, stall);
     const std::string unreachable = "http://127.0.0.1:" + std::to_string(hole.port) + "/";
     co_await expect_timeout(
-        [&]() -> task<> { (void)co_await session.get(unreachable, {.timeout = http::timeouts{.connect = 100ms}}); },
+        [&]() -> task<> {
+          http::request_options o{.timeout = http::timeouts{.connect = 100ms}};
+          (void)co_await session.get(unreachable, std::move(o));
+        },
         http::timeout_phase::connect, unreachable);
 
     http::client one({.limit = 1});
     auto held = co_await one.get(peer.url("/json"));  // its body unread: it keeps the one connection
     const std::string queued = peer.url("/echo");
     co_await expect_timeout(
-        [&]() -> task<> { (void)co_await one.get(queued, {.timeout = http::timeouts{.pool = 50ms}}); },
+        [&]() -> task<> {
+          http::request_options o{.timeout = http::timeouts{.pool = 50ms}};
+          (void)co_await one.get(queued, std::move(o));
+        },
         http::timeout_phase::pool, queued);
     CHECK(one.stats().waiting == 0);
     (void)co_await held.text();
@@ -606,7 +629,8 @@ TEST_CASE("body caps: a 10 GB body, an endless chunked one and a zip bomb end in
       CHECK(thrown);
     }
     // A request's own cap replaces the session's.
-    auto r = co_await session.get(peer.url("/close-delimited"), {.max_body_size = 100});
+    http::request_options o9{.max_body_size = 100};
+    auto r = co_await session.get(peer.url("/close-delimited"), std::move(o9));
     CHECK_THROWS_AS((void)co_await r.text(), http::limit_error);
     CHECK(session.stats().open == 0);  // none of them went back to the pool
   }());
@@ -709,7 +733,7 @@ TEST_CASE("blocking_client serves plain code and one thread each" * doctest::tim
     CHECK(read_file(dir.path() / "x.bin") == nginx.file("100k.bin"));
     CHECK_THROWS_AS((void)session.get(peer.url("/silent"), {.timeout = http::timeouts{.read = 50ms}}),
                     http::timeout_error);
-    CHECK(session.async().stats().connections_opened == 3);  // nginx once, the peer twice
+    CHECK(session.async().stats().connections_opened == 2);  // nginx once, the peer once
   }
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
