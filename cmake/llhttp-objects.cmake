@@ -32,6 +32,10 @@ add_library(coring_llhttp OBJECT
   "${CORING_LLHTTP_SOURCE_DIR}/llhttp.c")
 target_include_directories(coring_llhttp PRIVATE "${CORING_LLHTTP_INCLUDE_DIR}")
 set_target_properties(coring_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
+# llhttp.c holds two parsers; LLHTTP_STRICT_MODE selects the strict one, which
+# refuses what the lenient one skips over (chunk data not followed by CRLF, a
+# bare CR or LF where a CRLF belongs). The header gives 0 unless it is set.
+target_compile_definitions(coring_llhttp PRIVATE LLHTTP_STRICT_MODE=1)
 # Generated third-party code: our warning flags (and -Werror) are not its
 # contract. Sanitizer flags still apply, as they must for the objects to link.
 target_compile_options(coring_llhttp PRIVATE -w)

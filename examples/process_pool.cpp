@@ -1,9 +1,10 @@
 // process_pool: CPU-bound work in worker processes that survives a crash.
 //
-// What it shows: submit() of a plain function with serialisable arguments,
-// map() over a range in chunks, as_completed_indices() over the futures, and a job
-// that segfaults: that one job fails with coring::broken_worker, the worker
-// is replaced, and every other job still completes.
+// What it shows: submit() of a plain function with serialisable arguments
+// (one registered by name), map() over a range in chunks,
+// as_completed_indices() over the futures, and a job that segfaults: that
+// one job fails with coring::broken_worker, the worker is replaced, and
+// every other job still completes.
 //
 // Run:   ./build/dev/examples/process_pool
 // You see: three fib values, the map's sum, the as_completed order (fastest
@@ -21,6 +22,9 @@
 namespace {
 
 long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+// Optional: fib's jobs also carry this name (messages use it), so that a
+// process not forked from this program could run them.
+CORING_REGISTER_JOB(fib);
 
 long crash(int) {
   std::signal(SIGSEGV, SIG_DFL);

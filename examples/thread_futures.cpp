@@ -4,7 +4,9 @@
 //   1. A plain main() with no event loop at all, written like Python's
 //      concurrent.futures: ThreadPoolExecutor.submit → thread_pool::submit,
 //      as_completed → coring::as_completed_indices, Executor.map → thread_pool::map,
-//      shutdown → thread_pool::shutdown, Future.result() → future::get().
+//      shutdown → thread_pool::shutdown, Future.result() → future::get(),
+//      Future.add_done_callback → future::add_done_callback, and a
+//      continuation with future::then.
 //   2. The same "downloads" awaited from a coroutine under coring::run with
 //      coring::to_thread (asyncio.to_thread): the loop thread never blocks,
 //      and every result comes back on it.
@@ -21,6 +23,7 @@
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -56,6 +59,14 @@ void plain_threads() {
     std::printf("  %-36s -> %zu bytes\n", sites[i].first.c_str(), futures[i].get());
   }
 
+  // A continuation on the worker that ends the job, and a callback after it.
+  coring::future<std::string> sized = pool.submit(download, "https://isocpp.org", 10).then([](std::size_t bytes) {
+    return std::to_string(bytes / 1000) + " kB";
+  });
+  std::atomic<bool> told{false};
+  sized.add_done_callback([&told] { told = true; });  // runs on the thread that completes it
+  std::printf("  then(): %s\n", sized.get().c_str());
+
   std::vector<int> numbers{1, 2, 3, 4, 5, 6, 7, 8};
   std::vector<int> squares = pool.map([](int x) { return x * x; }, numbers);  // input order
   std::printf("  map(square): ");
@@ -63,6 +74,7 @@ void plain_threads() {
   std::printf("\n");
 
   pool.shutdown({.wait = true, .cancel_pending = false});
+  std::printf("  add_done_callback: %s\n", told ? "called" : "not called");
   std::printf("  Duration %.2f seconds (the slowest job is 0.12 s)\n", seconds_since(t0));
 }
 

@@ -123,12 +123,3 @@ std::coroutine_handle<> child_set::on_child_done(void* ctx, promise_base& p) noe
 }
 
 }  // namespace coring::detail
-
-#include <coring/wait_for.hpp>
-
-namespace coring::detail {
-std::string describe_timeout(std::int64_t timeout_ns) {
-  if (timeout_ns < 0) return "coring::wait_until: the task did not finish before its deadline";
-  return "coring::wait_for: the task did not finish within " + std::to_string(timeout_ns / 1'000'000) + " ms";
-}
-}  // namespace coring::detail

@@ -5,6 +5,7 @@
 #include <coring/error.hpp>
 
 #include "loop_core.hpp"
+#include "scheduled_calls.hpp"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -158,6 +159,7 @@ event_loop::event_loop(const options& opts)
 
 event_loop::~event_loop() {
   shut_down();
+  detail::drop_scheduled_calls(*core_);
   auto& c = *core_;
   if (c.efd_armed) {
     // The poll holds no buffer, but wait for it anyway so that nothing of

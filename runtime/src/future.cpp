@@ -6,9 +6,31 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <ctime>
+#include <thread>
 
 namespace coring::detail {
+
+void report_callback_failure(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coring: a future's done callback threw: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "coring: a future's done callback threw\n");
+  }
+}
+
+future_state_base::~future_state_base() {
+  done_callback_node* c = callbacks_.load(std::memory_order_acquire);
+  if (c == callbacks_done()) return;
+  while (c) {
+    done_callback_node* next = c->next;
+    c->run(c, false);
+    c = next;
+  }
+}
 
 bool on_loop_thread() noexcept {
   event_loop* loop = event_loop::current();
@@ -41,6 +63,23 @@ bool future_state_base::start() noexcept {
   return true;
 }
 
+bool future_state_base::hand_over() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    if (stage_of(w) != stage::pending) return false;
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::handed),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
+  return true;
+}
+
+void future_state_base::take_back() noexcept {
+  std::uint32_t w = word_.load(std::memory_order_relaxed);
+  do {
+    CORING_ASSERT(stage_of(w) == stage::handed, "take_back() of a job that is not handed");
+  } while (!word_.compare_exchange_weak(w, (w & ~stage_mask) | static_cast<std::uint32_t>(stage::pending),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed));
+}
+
 // Moves the word to done (with `extra` flags) if its stage is one of
 // `from_mask` (bit per stage); then wakes sleepers and hands the awaiting
 // coroutine to its loop. False if the stage was not in the mask.
@@ -64,20 +103,90 @@ bool future_state_base::end(std::uint32_t from_mask, std::uint32_t extra) noexce
   // Blocked threads last: one that this wake sets going (and that finishes
   // a job of its own) is then seen finishing after us by as_completed.
   if (w & sleepers_bit) futex_wake_all(word_);
+  run_callbacks();
+  return true;
+}
+
+// After the stage is done: takes the callbacks (an add_callback that still
+// sees the list is served here; a later one sees callbacks_done() and runs
+// its callback itself) and runs them oldest first, on this thread.
+void future_state_base::run_callbacks() noexcept {
+  done_callback_node* c = callbacks_.exchange(callbacks_done(), std::memory_order_acq_rel);
+  done_callback_node* fifo = nullptr;
+  while (c && c != callbacks_done()) {
+    done_callback_node* next = c->next;
+    c->next = fifo;
+    fifo = c;
+    c = next;
+  }
+  while (fifo) {
+    done_callback_node* next = fifo->next;
+    fifo->run(fifo, true);
+    fifo = next;
+  }
+}
+
+bool future_state_base::add_callback(done_callback_node* c) noexcept {
+  // Ended already (the end's thread may not have taken the list yet): the
+  // caller runs it, so that "ready() implies it runs here" holds.
+  if (ready()) return false;
+  done_callback_node* head = callbacks_.load(std::memory_order_acquire);
+  do {
+    if (head == callbacks_done()) return false;
+    c->next = head;
+  } while (!callbacks_.compare_exchange_weak(head, c, std::memory_order_acq_rel, std::memory_order_acquire));
   return true;
 }
 
 void future_state_base::finish() noexcept {
   constexpr std::uint32_t from = (1u << static_cast<unsigned>(stage::pending)) |
-                                 (1u << static_cast<unsigned>(stage::running));
+                                 (1u << static_cast<unsigned>(stage::running)) |
+                                 (1u << static_cast<unsigned>(stage::handed));
   end(from, 0);  // false: cancelled before it started, which stays the outcome
 }
 
 bool future_state_base::cancel() noexcept {
-  if (end(1u << static_cast<unsigned>(stage::pending), cancelled_bit)) return true;
-  // Running (or done): only the executor can stop a running job.
-  if (current_stage() == stage::running && cancel_running_) cancel_running_(this, cancel_ctx_);
-  return false;
+  for (;;) {
+    if (end(1u << static_cast<unsigned>(stage::pending), cancelled_bit)) return true;
+    // The acquire load pairs with hand_over(): a handed stage shows the claim
+    // word the executor set up before it.
+    switch (current_stage()) {
+      case stage::pending:  // taken back meanwhile: try again
+        continue;
+      case stage::done:
+        return false;
+      case stage::running:
+        // Only the executor can stop a running job.
+        if (cancel_running_) cancel_running_(this, cancel_ctx_);
+        return false;
+      case stage::handed:
+        switch (claim_(this, cancel_ctx_, true)) {
+          case claim::stopped:
+            // The claim is ours: the runner skips the job and the executor
+            // leaves its stage to us, so this cannot fail.
+            end(1u << static_cast<unsigned>(stage::handed), cancelled_bit);
+            return true;
+          case claim::started:
+            if (cancel_running_) cancel_running_(this, cancel_ctx_);
+            return false;
+          case claim::queued:
+          case claim::moved:
+            // Being taken back, or another cancel won the claim: its stage
+            // change is a few instructions away.
+            std::this_thread::yield();
+            continue;
+        }
+    }
+  }
+}
+
+bool future_state_base::running() const noexcept {
+  for (;;) {
+    stage st = current_stage();
+    if (st != stage::handed) return st == stage::running;
+    claim c = claim_(this, cancel_ctx_, false);
+    if (c != claim::moved) return c == claim::started;
+  }
 }
 
 void future_state_base::wait() noexcept {

@@ -51,6 +51,19 @@ unsigned poll_operation::await_resume() {
   return static_cast<unsigned>(r);
 }
 
+void read_operation::describe(const detail::ring_operation& op, std::string& out) {
+  out = "read on fd " + std::to_string(static_cast<const read_operation&>(op).fd_);
+}
+
+void write_operation::describe(const detail::ring_operation& op, std::string& out) {
+  out = "write on fd " + std::to_string(static_cast<const write_operation&>(op).fd_);
+}
+
+void poll_operation::describe(const detail::ring_operation& op, std::string& out) {
+  const auto& self = static_cast<const poll_operation&>(op);
+  out = "wait until fd " + std::to_string(self.fd_) + ((self.events_ & POLLOUT) ? " is writable" : " is readable");
+}
+
 poll_operation wait_readable(int fd, const io_options& opts) noexcept { return {fd, POLLIN, opts.timeout}; }
 poll_operation wait_writable(int fd, const io_options& opts) noexcept { return {fd, POLLOUT, opts.timeout}; }
 

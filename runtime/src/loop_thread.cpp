@@ -4,6 +4,8 @@
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/loop_access.hpp>
 
+#include "thread_signals.hpp"
+
 #include <cstdio>
 #include <exception>
 #include <future>
@@ -13,7 +15,12 @@ namespace coring {
 loop_thread::loop_thread(const event_loop::options& opts) {
   std::promise<void> started;
   std::future<void> ready = started.get_future();
-  thread_ = std::thread([this, opts, &started] { run(opts, &started); });
+  {
+    // Born with asynchronous signals blocked, like every thread coring makes:
+    // coring::signal() on this loop reads them from a signalfd all the same.
+    detail::new_threads_block_signals no_signals;
+    thread_ = std::thread([this, opts, &started] { run(opts, &started); });
+  }
   try {
     ready.get();  // loop_ and id_ are set, or the loop could not be created
   } catch (...) {

@@ -1,5 +1,7 @@
 #include <coring/thread_pool.hpp>
 
+#include "thread_signals.hpp"
+
 #include <algorithm>
 
 namespace coring {
@@ -55,6 +57,8 @@ void thread_pool::enqueue(detail::pool_job_link* job) {
     try {
       // Started under the lock: the worker's first act is to take it, and
       // starting a thread happens at most max_workers times per keep-alive.
+      // Born with asynchronous signals blocked (see thread_signals.hpp).
+      detail::new_threads_block_signals no_signals;
       *it = std::thread([this, it] { worker_main(it); });
       ++live_;
     } catch (...) {

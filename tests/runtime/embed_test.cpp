@@ -187,7 +187,7 @@ TEST_CASE("a timer is announced by next_timeout, and the run_once after it fires
   CHECK(woke);
 }
 
-TEST_CASE("host code that cancels a task in a ring read makes next_timeout zero; the next run_once ends it" *
+TEST_CASE("host code that cancels a task in a ring read makes next_timeout zero, the next run_once ends it" *
           doctest::timeout(10)) {
   coring_test::test_pipe pipe;
   coring::event_loop loop;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <latch>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -72,6 +73,74 @@ TEST_CASE("a run_coroutine_threadsafe future cancelled before the task started n
   (void)g.get();  // the loop has handled both hand-overs by now
   CHECK_FALSE(ran);
   CHECK_THROWS_AS((void)f.get(), coring::cancelled);
+}
+
+TEST_CASE("future.cancel() on a running run_coroutine_threadsafe task cancels it on its loop, at once"
+          * doctest::timeout(10)) {
+  coring::loop_thread lt;
+  std::atomic<bool> started{false};
+  std::atomic<int> cancellations{0};
+  auto f = coring::run_coroutine_threadsafe(lt.loop(), [](std::atomic<bool>& started, std::atomic<int>& seen)
+                                                           -> coring::task<int> {
+    started = true;
+    try {
+      co_await coring::sleep_for(10s);
+    } catch (const coring::cancelled&) {
+      ++seen;
+      throw;
+    }
+    co_return 1;
+  }(started, cancellations));
+  while (!started) std::this_thread::yield();
+  const auto before = std::chrono::steady_clock::now();
+  CHECK_FALSE(f.cancel());  // running: not stopped here, but on its loop
+  REQUIRE(f.wait_for(5s));
+  CHECK(std::chrono::steady_clock::now() - before < 2s);  // woke at once, not at the 10 s sleep
+  CHECK_THROWS_AS((void)f.get(), coring::cancelled);
+  CHECK(cancellations == 1);
+}
+
+TEST_CASE("a run_coroutine_threadsafe task that catches the cancellation gives its value to the future"
+          * doctest::timeout(10)) {
+  coring::loop_thread lt;
+  std::atomic<bool> started{false};
+  auto f = coring::run_coroutine_threadsafe(lt.loop(), [](std::atomic<bool>& started) -> coring::task<int> {
+    started = true;
+    try {
+      co_await coring::sleep_for(10s);
+    } catch (const coring::cancelled&) {
+      co_return 9;
+    }
+    co_return 1;
+  }(started));
+  while (!started) std::this_thread::yield();
+  (void)f.cancel();
+  CHECK(f.get() == 9);
+}
+
+TEST_CASE("stress: cancel() racing with the end of run_coroutine_threadsafe tasks ends every future once"
+          * doctest::timeout(30)) {
+  coring::loop_thread lt;
+  std::mt19937 rng(777);
+  int values = 0;
+  int cancelled = 0;
+  for (int i = 0; i < 300; ++i) {
+    const auto delay = std::chrono::microseconds(rng() % 300);
+    auto f = coring::run_coroutine_threadsafe(lt.loop(), [](std::chrono::microseconds d) -> coring::task<int> {
+      co_await coring::sleep_for(d);
+      co_return 1;
+    }(delay));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
+    (void)f.cancel();
+    REQUIRE(f.wait_for(5s));
+    try {
+      values += f.get();
+    } catch (const coring::cancelled&) {
+      ++cancelled;
+    }
+  }
+  MESSAGE("values " << values << ", cancelled " << cancelled);
+  CHECK(values + cancelled == 300);
 }
 
 TEST_CASE("a hand-over that runs while the loop shuts down ends its future with cancelled" * doctest::timeout(10)) {

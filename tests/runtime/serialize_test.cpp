@@ -170,9 +170,8 @@ std::string u64_bytes(std::uint64_t n) {
 // AddressSanitizer catches a read one byte past the end.
 template <class T>
 void decode_exact(std::string_view bytes) {
-  auto block = std::make_unique<char[]>(bytes.size());
-  if (!bytes.empty()) std::memcpy(block.get(), bytes.data(), bytes.size());
-  (void)coring::decode_all<T>(std::string_view(block.get(), bytes.size()));
+  const std::vector<char> block(bytes.begin(), bytes.end());  // allocates exactly bytes.size()
+  (void)coring::decode_all<T>(std::string_view(block.data(), block.size()));
 }
 
 // Every strict prefix of the encoding of `value` must throw decode_error.

@@ -13,4 +13,5 @@
 #include <coring/net/send_file.hpp>
 #include <coring/net/socket_stream.hpp>
 #include <coring/net/tcp.hpp>
+#include <coring/net/tls.hpp>
 #include <coring/net/unix.hpp>

@@ -49,4 +49,19 @@ class cancelled {
   [[nodiscard]] const char* what() const noexcept { return "coring::cancelled"; }
 };
 
+/// What coring::run throws when SIGINT cancelled its main task (Python's
+/// KeyboardInterrupt; see <coring/signal.hpp>). A coring::cancelled, so not a
+/// std::exception either.
+class interrupted : public cancelled {
+ public:
+  explicit interrupted(int signo) noexcept : signo_(signo) {}
+  /// "coring::interrupted".
+  [[nodiscard]] const char* what() const noexcept { return "coring::interrupted"; }
+  /// The signal that interrupted the run (SIGINT).
+  [[nodiscard]] int signal_number() const noexcept { return signo_; }
+
+ private:
+  int signo_;  // what interrupted the run
+};
+
 }  // namespace coring

@@ -18,17 +18,24 @@
 // thread of its own instead, see <coring/loop_thread.hpp>.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/duration.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/sigint.hpp>
 #include <coring/detail/task_node.hpp>
+#include <coring/error.hpp>
 #include <coring/task.hpp>
+#include <coring/timer_handle.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -183,6 +190,22 @@ class event_loop {
     post_item(new detail::posted_call<Fn>(std::move(fn)));
   }
 
+  /// Calls `fn()` on the loop's thread once `delay` has passed (asyncio's
+  /// loop.call_later); returns a handle that can cancel it. The call happens
+  /// in the step that fires timers, in deadline order; an exception from
+  /// `fn` goes to the exception handler. A function still scheduled when the
+  /// loop is destroyed is dropped without running. Durations as sleep_for:
+  /// max() never fires, zero and negative fire on the next step.
+  /// **Errors:** std::bad_alloc (one allocation holds `fn`).
+  /// **Requires:** called on the loop's thread.
+  template <class Rep, class Period, class Fn>
+  timer_handle call_later(std::chrono::duration<Rep, Period> delay, Fn fn) {
+    return call_at(detail::deadline_after(delay), std::move(fn));
+  }
+  /// As call_later, at `when` on the steady clock (asyncio's loop.call_at).
+  template <class Fn>
+  timer_handle call_at(std::chrono::steady_clock::time_point when, Fn fn);
+
   /// Replaces the handler for exceptions nobody retrieved (default: print to stderr).
   void set_exception_handler(exception_handler handler);
 
@@ -194,6 +217,20 @@ class event_loop {
   [[nodiscard]] bool running() const noexcept { return running_; }
   /// Spawned tasks that have not ended yet.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return live_.size(); }
+
+  /// Prints every live task of the loop (asyncio's print_stack for all
+  /// tasks, Python 3.14's `python -m asyncio ps`): its name, whether it is
+  /// cancelling, what it awaits (a sleep until when, a read on which fd, the
+  /// future of which job, a child set of how many, a join of which task...)
+  /// and its await chain, innermost coroutine first (names from the
+  /// binary's symbol table; "file+0xoffset" for addr2line if it was
+  /// stripped). Tasks another one waits for (a joined task, the children of
+  /// a gather) are listed, indented, under it. See dump_tasks_on() in
+  /// <coring/signal.hpp> to print it on SIGUSR1.
+  /// **Requires:** called on the loop's thread (from a task, a callback, or between run steps).
+  void dump_tasks(std::FILE* out = stderr) const;
+  /// The report dump_tasks() prints.
+  [[nodiscard]] std::string describe_tasks() const;
 
  private:
   friend struct detail::loop_access;  // what awaiters and combinators may do: <coring/detail/loop_access.hpp>
@@ -220,11 +257,21 @@ class event_loop {
   bool host_parked_ = false;               // run_once() left the loop idle with fd() armed; the next run unparks
 };
 
+/// How coring::run runs its task.
+struct run_options {
+  /// Watch SIGINT (on the main thread, when it has its default disposition):
+  /// the first cancels the main task, and run() then throws
+  /// coring::interrupted; a second has the default action. See <coring/signal.hpp>.
+  bool handle_sigint = true;
+};
+
 /// Runs `t` on a new event loop until it ends (asyncio.run): returns its value
 /// or rethrows its exception. Tasks it spawned and left running are then
 /// cancelled and awaited before the loop closes.
+/// **Errors:** what `t` throws; coring::interrupted if SIGINT cancelled it
+/// (unless `opts.handle_sigint` is false).
 template <class T>
-T run(task<T> t);
+T run(task<T> t, run_options opts = {});
 
 // ---------------------------------------------------------------- implementation
 
@@ -241,10 +288,31 @@ T event_loop::run_until_complete(task<T> t) {
   return detail::take_spawned(h);
 }
 
+template <class Fn>
+timer_handle event_loop::call_at(std::chrono::steady_clock::time_point when, Fn fn) {
+  auto* c = new detail::scheduled_call_of<Fn>(std::move(fn));
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  c->deadline_ns = ns > 0 ? ns : 0;
+  try {
+    detail::schedule_call(*this, *c);
+  } catch (...) {
+    c->destroy(c);
+    throw;
+  }
+  return timer_handle(c);
+}
+
 template <class T>
-T run(task<T> t) {
+T run(task<T> t, run_options opts) {
   event_loop loop;  // its destructor cancels and awaits what the task left running
-  return loop.run_until_complete(std::move(t));
+  if (!opts.handle_sigint) return loop.run_until_complete(std::move(t));
+  detail::sigint_handling sigint;  // ends before the loop: a SIGINT during the shutdown has the default action
+  try {
+    return loop.run_until_complete(detail::with_sigint(std::move(t), sigint));
+  } catch (const cancelled&) {
+    if (sigint.fired()) throw interrupted(SIGINT);
+    throw;
+  }
 }
 
 }  // namespace coring

@@ -43,6 +43,8 @@ class read_operation : public detail::ring_operation {
 
  private:
   static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  static void describe(const detail::ring_operation& op, std::string& out);
+  static inline const bool described_ = register_description(&prep, &describe);
   int fd_;                       // where from
   std::span<std::byte> buffer_;  // where to; owned by the caller, kept alive by the awaiting frame
   std::uint64_t offset_;         // file offset, or ~0 for "current position" (pipes, sockets)
@@ -58,6 +60,8 @@ class write_operation : public detail::ring_operation {
 
  private:
   static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  static void describe(const detail::ring_operation& op, std::string& out);
+  static inline const bool described_ = register_description(&prep, &describe);
   int fd_;                           // where to
   std::span<const std::byte> data_;  // what; owned by the caller
   std::uint64_t offset_;             // file offset, or ~0 for "current position"
@@ -72,6 +76,8 @@ class poll_operation : public detail::ring_operation {
 
  private:
   static void prep(::io_uring_sqe* sqe, const detail::ring_operation& op) noexcept;
+  static void describe(const detail::ring_operation& op, std::string& out);
+  static inline const bool described_ = register_description(&prep, &describe);
   int fd_;           // what to watch
   unsigned events_;  // POLLIN / POLLOUT mask
 };

@@ -9,6 +9,9 @@
 // The task is spawned on `loop` from its own thread (through post()), so it
 // runs there like any other task of that loop.
 
+#include <coring/current_task.hpp>
+#include <coring/detail/inbox.hpp>
+#include <coring/detail/loop_access.hpp>
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
@@ -24,6 +27,50 @@ namespace coring {
 
 namespace detail {
 
+/// The future's state, plus what it takes to cancel the task on its loop
+/// from any thread: future::cancel() on a running task posts a request_cancel
+/// of its node to the loop (asyncio's future.cancel() does the same).
+template <class T>
+class threadsafe_state final : public future_state<T> {
+ public:
+  explicit threadsafe_state(std::shared_ptr<inbox> box) noexcept : box_(std::move(box)) {
+    this->on_cancel_running(&cancel_on_loop, nullptr);
+  }
+
+  /// The task's node while its body runs, else null. Loop thread only.
+  task_node* node = nullptr;
+
+ private:
+  // Runs on the cancelling thread. The state is kept alive by the item
+  // until the loop has looked at it (or the loop is gone).
+  struct cancel_item final : inbox_item {
+    threadsafe_state* state;
+    explicit cancel_item(threadsafe_state* s) noexcept : state(s) {
+      state->add_ref();
+      run = &run_it;
+    }
+    static void run_it(inbox_item* self, bool loop_alive) noexcept {
+      auto* item = static_cast<cancel_item*>(self);
+      if (loop_alive && item->state->node) request_cancel(*item->state->node);
+      item->state->release();
+      delete item;
+    }
+  };
+  static void cancel_on_loop(future_state_base* s, void*) noexcept {
+    auto* self = static_cast<threadsafe_state*>(s);
+    cancel_item* item;
+    try {
+      item = new cancel_item(self);
+    } catch (...) {
+      return;  // out of memory: the task runs on, as a running thread-pool job would
+    }
+    std::shared_ptr<inbox> box = self->box_;
+    if (!box->push(item)) item->run(item, false);
+  }
+
+  std::shared_ptr<inbox> box_;  // the loop's inbox; outlives the loop
+};
+
 /// Holds one reference to the future's state for the task that completes
 /// it. It lives in that task's frame (as a parameter), so whatever becomes
 /// of the task — cancelled before its body ran (a loop shutting down), or
@@ -31,26 +78,29 @@ namespace detail {
 template <class T>
 class future_completer {
  public:
-  explicit future_completer(future_state<T>* s) noexcept : s_(s) {}
+  explicit future_completer(threadsafe_state<T>* s) noexcept : s_(s) {}
   future_completer(future_completer&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   future_completer(const future_completer&) = delete;
   future_completer& operator=(const future_completer&) = delete;
   ~future_completer() {
     if (!s_) return;
+    s_->node = nullptr;
     s_->cancel();  // pending: it never ran, so it ends cancelled; otherwise a no-op
     s_->release();
   }
-  [[nodiscard]] future_state<T>& state() const noexcept { return *s_; }
+  [[nodiscard]] threadsafe_state<T>& state() const noexcept { return *s_; }
 
  private:
-  future_state<T>* s_;  // one reference
+  threadsafe_state<T>* s_;  // one reference
 };
 
 /// Runs `t` on the loop and publishes its end into the completer's state.
 template <class T>
 task<> complete_future_from(task<T> t, future_completer<T> done) {
-  future_state<T>& s = done.state();
+  threadsafe_state<T>& s = done.state();
   if (!s.start()) co_return;  // the future was cancelled before the task started
+  task_ref self = co_await current_task();
+  s.node = self.node();  // from now on future::cancel() cancels us (and `t`, which runs in our node)
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
@@ -61,6 +111,7 @@ task<> complete_future_from(task<T> t, future_completer<T> done) {
   } catch (...) {
     s.error_ = std::current_exception();
   }
+  s.node = nullptr;
   s.finish();
 }
 
@@ -69,10 +120,10 @@ task<> complete_future_from(task<T> t, future_completer<T> done) {
 /// leaving it waiting forever.
 template <class T>
 struct threadsafe_handover {
-  task<T> work;             // the task, until it is spawned
-  future_state<T>* state;   // one reference until a completer takes it, then null
+  task<T> work;                 // the task, until it is spawned
+  threadsafe_state<T>* state;   // one reference until a completer takes it, then null
 
-  threadsafe_handover(task<T> t, future_state<T>* s) noexcept : work(std::move(t)), state(s) {}
+  threadsafe_handover(task<T> t, threadsafe_state<T>* s) noexcept : work(std::move(t)), state(s) {}
   threadsafe_handover(const threadsafe_handover&) = delete;
   threadsafe_handover& operator=(const threadsafe_handover&) = delete;
   ~threadsafe_handover() {
@@ -89,15 +140,20 @@ struct threadsafe_handover {
 /// Spawns `t` on `loop` (which runs on another thread) and returns a future
 /// of its result.
 /// **Cancellation:** future::cancel() before the task started means it never
-/// runs; a running task is not interrupted by it. A task cancelled before it
-/// ran (the loop was shutting down when it arrived) ends the future with
-/// coring::cancelled.
+/// runs (cancel() returns true). On a running task, cancel() returns false
+/// and cancels the task on its loop, as asyncio's future.cancel() does: the
+/// cancellation reaches what the task awaits, and the future ends with the
+/// task's end — coring::cancelled, unless the task catches it and returns a
+/// value. A task cancelled before it ran (the loop was shutting down when it
+/// arrived) ends the future with coring::cancelled.
 /// **Errors:** the future rethrows the task's exception; coring::error if the
 /// loop closed before the task could start.
 /// **Thread safety:** callable from any thread.
 template <class T>
 [[nodiscard]] future<T> run_coroutine_threadsafe(event_loop& loop, task<T> t) {
-  auto* state = new detail::future_state<T>();  // references: the future's and the hand-over's
+  // References: the future's and the hand-over's. Reading the loop's inbox
+  // pointer is safe from any thread (post() does it too).
+  auto* state = new detail::threadsafe_state<T>(detail::loop_access::inbox_of(loop));
   auto handover = std::make_shared<detail::threadsafe_handover<T>>(std::move(t), state);
   loop.post([handover] {
     // The completer takes the hand-over's reference as soon as the task

@@ -11,10 +11,12 @@
 // exception it ends with is reported to the loop's exception handler (printed
 // to stderr by default) instead of being lost.
 
+#include <coring/detail/introspection.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 
 #include <coroutine>
+#include <string>
 #include <utility>
 
 namespace coring {
@@ -100,6 +102,7 @@ class [[nodiscard]] join_handle {
     void await_suspend(std::coroutine_handle<P> h) noexcept {
       detail::task_node& cn = child.promise().own_node_;
       CORING_ASSERT(!cn.on_done, "a join_handle was awaited twice at once");
+      (void)&described_;  // registers this instantiation with dump_tasks()
       parent = h;
       parent_node = detail::node_of(h);
       cn.on_done = &on_done;
@@ -132,6 +135,15 @@ class [[nodiscard]] join_handle {
       self->propagated = true;
       detail::request_cancel(self->child.promise().own_node_);
     }
+    // For dump_tasks(): "join of task 'worker'", and the joined task under it.
+    static void describe(const detail::cancel_hook& c, detail::leaf_report& out) {
+      const auto& self = static_cast<const awaiter&>(c);
+      const detail::task_node& cn = self.child.promise().own_node_;
+      out.what = std::string("join of task '") + detail::task_name(cn) + "'";
+      out.frame = self.parent;
+      out.awaits.push_back(&cn);
+    }
+    static inline const bool described_ = detail::register_leaf(&on_cancel, &describe);
   };
 
   handle_type h_;

@@ -18,6 +18,7 @@
 // shared state and holds the callable and its arguments.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/frame_allocator.hpp>
 #include <coring/error.hpp>
 #include <coring/future.hpp>
 
@@ -174,6 +175,10 @@ class pool_job final : public future_state<R>, public pool_job_link {
     pool_job_link::run = &run_it;
     pool_job_link::drop = &drop_it;
   }
+  // From the frame allocator, as task frames: a burst of submits from the
+  // loop thread would otherwise spend most of its time in malloc.
+  static void* operator new(std::size_t n) { return allocate_frame(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { free_frame(p, n); }
 
  private:
   static void run_it(pool_job_link* link) noexcept {

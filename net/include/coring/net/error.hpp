@@ -47,6 +47,22 @@ class connect_error : public coring::error {
   std::error_code code_;
 };
 
+/// A TLS operation failed: a context could not load its files, a handshake
+/// was refused (a certificate check, an alert from the peer), or a record was
+/// bad. what(): "TLS handshake with localhost:8443: certificate verify failed:
+/// certificate has expired"; "load certificate /etc/x.pem: no start line".
+class tls_error : public coring::error {
+ public:
+  /// `what` as above; `verify_result`: OpenSSL's X509_V_* code when a
+  /// certificate check failed, else 0 (X509_V_OK).
+  explicit tls_error(const std::string& what, long verify_result = 0) : error(what), verify_result_(verify_result) {}
+  /// The X509_V_* code of the certificate check that failed; 0 if none did.
+  [[nodiscard]] long verify_result() const noexcept { return verify_result_; }
+
+ private:
+  long verify_result_;
+};
+
 /// A buffered read hit its limit before it could finish (read_until past
 /// `max`): the peer sent more than the caller allows. The bytes stay buffered.
 class limit_error : public coring::error {

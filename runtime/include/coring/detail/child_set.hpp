@@ -17,6 +17,7 @@
 // front, or, for a set that grows (task_group), in chunks that are reused.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/event_loop.hpp>
@@ -29,6 +30,7 @@
 #include <exception>
 #include <memory>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -191,6 +193,19 @@ class child_set::wait_operation : cancel_hook {
     self->interrupted_ = true;
     self->set_.cancel_all();  // the children's ends resume us
   }
+  // For dump_tasks(): "a child set of 3", and the children still running under it.
+  static void describe(const cancel_hook& c, leaf_report& out) {
+    const auto& self = static_cast<const wait_operation&>(c);
+    child_set& s = self.set_;
+    out.what = "a child set of " + std::to_string(s.running_) +
+               " (gather, when_any, as_completed, task_group, timeout or wait_for)";
+    for (std::size_t i = 0; i < s.size_; ++i) {
+      const child_record& r = s.record(i);
+      if (r.promise && !r.promise->own_node_.done) out.awaits.push_back(&r.promise->own_node_);
+    }
+    out.frame = self.handle_;
+  }
+  static inline const bool described_ = register_leaf(&on_cancel, &describe);
 
   child_set& set_;                  // what we wait on
   std::coroutine_handle<> handle_;  // the waiting parent

@@ -11,8 +11,16 @@
 // the kernel cancels the operation when it passes, with no timer of ours and
 // no helper task. Its CQE carries user_data 0 and is ignored; the kernel
 // copies the timespec when it takes the SQE.
+//
+// Inside a deadline scope (coring::timeout, wait_for; detail/deadline.hpp) an
+// operation whose task is the scope's body gets the scope's deadline as an
+// absolute linked timeout when it comes before its own: the kernel ends it at
+// the deadline and it delivers the scope's cancellation (coring::cancelled,
+// once), which the scope turns into timeout_error.
 
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/duration.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/loop_access.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/event_loop.hpp>
@@ -49,6 +57,12 @@ class ring_operation : public completion, public cancel_hook {
     set_timeout_ns(timeout_ns(d));
   }
 
+  /// What dump_tasks() says of an operation ("read on fd 7").
+  using describer = void (*)(const ring_operation& op, std::string& out);
+  /// Registers `d` for the operations made with `prep` (one per derived
+  /// awaiter, from a static member). Returns true. Thread-safe.
+  static bool register_description(prep_fn prep, describer d) noexcept;
+
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
@@ -82,18 +96,23 @@ class ring_operation : public completion, public cancel_hook {
  private:
   void start();
   void set_timeout_ns(std::int64_t ns) noexcept;
+  bool resubmit_after_scope_timeout() noexcept;
   [[noreturn]] static void throw_cancelled();
   static void on_complete(completion* c, int res, unsigned flags) noexcept {
     auto* self = static_cast<ring_operation*>(c);
     self->res_ = res;
     self->cqe_flags_ = flags;
     if (self->node_ && self->node_->leaf == self) self->node_->leaf = nullptr;
+    if (res == -ECANCELED && self->scope_timed_ && self->resubmit_after_scope_timeout()) return;
     loop_access::schedule(*self->loop_, self->handle_);
   }
   static void on_cancel(cancel_hook* c) noexcept {
     auto* self = static_cast<ring_operation*>(c);
     loop_access::submit_cancel(*self->loop_, *self);
   }
+  // For dump_tasks(): the description registered for prep_. No byte is added to the awaiter.
+  static void describe(const cancel_hook& c, leaf_report& out);
+  static inline const bool described_ = register_leaf(&on_cancel, &describe);
 
   prep_fn prep_;                      // fills the SQE
   std::coroutine_handle<> handle_;    // the suspended coroutine
@@ -105,6 +124,7 @@ class ring_operation : public completion, public cancel_hook {
     std::int64_t tv_sec = -1;
     std::int64_t tv_nsec = 0;
   } timeout_;
+  bool scope_timed_ = false;          // the linked timeout is a deadline scope's (absolute), not timeout_
 };
 
 }  // namespace coring::detail

@@ -23,6 +23,7 @@
 // set()/release()/push(): no re-entrancy, no stack growth.
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/introspection.hpp>
 #include <coring/detail/task_node.hpp>
 #include <coring/error.hpp>
 #include <coring/detail/loop_access.hpp>
@@ -31,6 +32,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <string>
 
 namespace coring::detail {
 
@@ -91,6 +93,9 @@ class sync_waiter : public wait_link, public cancel_hook {
     loop_access::schedule(*loop_, handle_);
   }
   inline static void on_cancel(cancel_hook* hook) noexcept;
+  // For dump_tasks(): the primitive's type is not known here, only its queue.
+  inline static void describe(const cancel_hook& c, leaf_report& out);
+  static inline const bool described_ = register_leaf(&on_cancel, &describe);
 
   std::coroutine_handle<> handle_;     // the suspended coroutine
   event_loop* loop_ = nullptr;         // whose ready queue resumes it
@@ -159,6 +164,13 @@ inline void sync_waiter::park(wait_list& list, std::coroutine_handle<> h) {
   CORING_ASSERT(loop_, "waiting on a coring sync primitive needs an event loop on this thread");
   list.push_back(*this);
   if (node_) node_->leaf = this;
+}
+
+inline void sync_waiter::describe(const cancel_hook& c, leaf_report& out) {
+  const auto& self = static_cast<const sync_waiter&>(c);
+  out.what = "waiting on an event, semaphore, queue or mutex";
+  if (self.list_) out.what += " (" + std::to_string(self.list_->size()) + " waiting)";
+  out.frame = self.handle_;
 }
 
 inline void sync_waiter::on_cancel(cancel_hook* hook) noexcept {

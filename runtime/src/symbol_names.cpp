@@ -1,10 +1,4 @@
-#pragma once
-// Names for messages: demangled type names, and a function's name from its
-// address. dladdr() only sees exported symbols (programs are rarely linked
-// with -rdynamic), so on a miss the object file's own .symtab is searched
-// (present unless the binary is stripped); the last resort is "job at 0x...".
-// Only the failure paths (remote_error, broken_worker) pay for this, once per
-// function: the answers are cached.
+#include "symbol_names.hpp"
 
 #include <cxxabi.h>
 #include <dlfcn.h>
@@ -14,18 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <string>
 
 namespace coring::detail {
 
-/// The demangled form of a mangled name, or the name itself.
-inline std::string demangle(const char* mangled) {
+std::string demangle(const char* mangled) {
   int status = 0;
   char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
   if (status != 0 || !out) return mangled;
@@ -34,9 +25,7 @@ inline std::string demangle(const char* mangled) {
   return s;
 }
 
-/// The name of the function symbol at `addr` (link-time address for ET_EXEC,
-/// offset from the load base otherwise) in the ELF file at `path`, or "".
-inline std::string elf_symbol_at(const char* path, std::uintptr_t addr) {
+std::string elf_symbol_at(const char* path, std::uintptr_t addr) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
   struct stat st {};
@@ -51,6 +40,7 @@ inline std::string elf_symbol_at(const char* path, std::uintptr_t addr) {
   std::string result;
   const auto* base = static_cast<const unsigned char*>(map);
   const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+  // Every offset and count comes from the file: check each against its size.
   auto in_file = [&](std::uint64_t off, std::uint64_t len) { return off <= size && len <= size - off; };
   if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
       in_file(eh->e_shoff, std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr))) {
@@ -75,9 +65,7 @@ inline std::string elf_symbol_at(const char* path, std::uintptr_t addr) {
   return result;
 }
 
-/// A readable name for a job's function: its demangled symbol, else "job at 0x...".
-/// **Thread safety:** any thread (cached under a mutex).
-inline std::string function_name(void (*fn)()) {
+std::string function_name(void (*fn)()) {
   static std::mutex m;
   static auto* cache = new std::map<void (*)(), std::string>;  // leaked: used during static destruction
   std::lock_guard lock(m);
