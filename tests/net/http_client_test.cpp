@@ -12,6 +12,7 @@
 #include "support/fds.hpp"
 #include "support/http_peers.hpp"
 #include "support/net.hpp"
+#include "support/tls.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -126,6 +127,38 @@ TEST_CASE("get from nginx gives status, reason, headers and the body as text, by
   }());
 }
 
+TEST_CASE("https to nginx with a test CA, reusing its connection, and an unknown CA is a connect_error" *
+          doctest::timeout(20)) {
+  const coring_test::test_pki& pki = coring_test::pki();
+  nginx_peer nginx(pki.server.cert, pki.server.key);
+  REQUIRE(coring_test::wait_for_port(nginx.https_port()));
+  run_net([&]() -> task<> {
+    http::client session({.tls = {.ca_file = pki.ca}});
+    for (int i = 0; i < 3; ++i) {
+      auto r = co_await session.get(nginx.https_url("/100k.bin"));
+      CHECK(r.status() == 200);
+      CHECK(co_await r.text() == nginx.file("100k.bin"));
+    }
+    auto z = co_await session.get(nginx.https_url("/page.txt"));
+    CHECK(z.headers().get("Content-Encoding") == "gzip");
+    CHECK(co_await z.text() == nginx.file("page.txt"));
+    CHECK(session.stats().connections_opened == 1);
+
+    http::client system_trust;  // the system's CAs do not know the test CA
+    bool thrown = false;
+    try {
+      (void)co_await system_trust.get(nginx.https_url("/1k.bin"));
+    } catch (const http::connect_error& e) {
+      thrown = true;
+      CHECK(std::string(e.what()).find(nginx.https_url("/1k.bin")) != std::string::npos);
+    }
+    CHECK(thrown);
+    http::client insecure({.tls = {.verify = false}});
+    auto r = co_await insecure.get(nginx.https_url("/1k.bin"));
+    CHECK(co_await r.text() == std::string(1024, 'k'));
+  }());
+}
+
 TEST_CASE("raise_for_status throws status_error with the status, method and URL" * doctest::timeout(20)) {
   nginx_peer nginx;
   run_net([&]() -> task<> {
@@ -164,7 +197,7 @@ TEST_CASE("100 sequential GETs use one connection, counted by nginx" * doctest::
   CHECK(std::set<std::string>(serials.begin(), serials.end()).size() == 1);
 }
 
-TEST_CASE("gzip from nginx (chunked) is advertised and decoded; auto_decompress off gives it raw" *
+TEST_CASE("gzip from nginx (chunked) is advertised and decoded, and auto_decompress off gives it raw" *
           doctest::timeout(20)) {
   nginx_peer nginx;
   run_net([&]() -> task<> {
@@ -191,7 +224,7 @@ TEST_CASE("gzip from nginx (chunked) is advertised and decoded; auto_decompress 
   }());
 }
 
-TEST_CASE("deflate with and without the zlib wrapper is decoded; bad gzip is a protocol_error" *
+TEST_CASE("deflate with and without the zlib wrapper is decoded, and bad gzip is a protocol_error" *
           doctest::timeout(20)) {
   python_peer peer;
   run_net([&]() -> task<> {
@@ -259,7 +292,7 @@ TEST_CASE("redirect method rules: 303 and POST on 301/302 become GET, 307/308 ke
   }());
 }
 
-TEST_CASE("more than max_redirects is a redirect_error; Authorization is dropped when the host changes" *
+TEST_CASE("more than max_redirects is a redirect_error, and Authorization is dropped when the host changes" *
           doctest::timeout(20)) {
   python_peer peer;
   run_net([&]() -> task<> {
@@ -350,7 +383,7 @@ TEST_CASE("requests carry headers, query, and bodies of bytes, text, JSON, a for
   }());
 }
 
-TEST_CASE("response headers are case-insensitive and multi-valued; json() of a non-JSON body is a protocol_error" *
+TEST_CASE("response headers are case-insensitive and multi-valued, and json() of a non-JSON body is a protocol_error" *
           doctest::timeout(20)) {
   python_peer peer;
   run_net([&]() -> task<> {
@@ -415,7 +448,7 @@ TEST_CASE("HEAD, 204 and 304 have no body and leave the connection reusable" * d
   }());
 }
 
-TEST_CASE("a GET on a pooled connection the server closed is retried once on a new one; a POST is not sent on it" *
+TEST_CASE("a GET on a pooled connection the server closed is retried once on a new one, and a POST is not sent on it" *
           doctest::timeout(20)) {
   python_peer peer;
   run_net([&]() -> task<> {
@@ -577,7 +610,7 @@ TEST_CASE("connect errors and bad URLs are typed and named" * doctest::timeout(2
   }());
 }
 
-TEST_CASE("malformed responses are protocol_errors with llhttp's reason; head limits hold" *
+TEST_CASE("malformed responses are protocol_errors with llhttp's reason, and head limits hold" *
           doctest::timeout(30)) {
   python_peer peer;
   run_net([&]() -> task<> {

@@ -1408,7 +1408,7 @@ TEST_SUITE("runtime/process_pool") {
     CHECK(fd_count_returns_to(fds_before));
   }
 
-  TEST_CASE("a look-ahead job cancelled before its worker begins it never runs; cancel() and running() say so" *
+  TEST_CASE("a look-ahead job cancelled before its worker begins it never runs, and cancel() and running() say so" *
             doctest::timeout(30)) {
     temp_dir dir;
     const std::string marker_b = dir.file("b"), marker_d = dir.file("d");

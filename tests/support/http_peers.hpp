@@ -165,7 +165,8 @@ class temp_dir {
 /// each request's connection serial number.
 class nginx_peer {
  public:
-  nginx_peer() {
+  /// With `cert` and `key` (PEM files), also serves https on https_port().
+  explicit nginx_peer(const std::string& cert = {}, const std::string& key = {}) {
     const auto& d = dir_.path();
     std::filesystem::create_directories(d / "www");
     std::filesystem::create_directories(d / "tmp");
@@ -173,6 +174,12 @@ class nginx_peer {
     write(d / "www" / "100k.bin", pattern_text(100 * 1024));
     write(d / "www" / "page.txt", pattern_text(64 * 1024));
     port_ = free_port();
+    std::string tls_listen;
+    if (!cert.empty()) {
+      tls_port_ = free_port();
+      tls_listen = "    listen 127.0.0.1:" + std::to_string(tls_port_) + " ssl;\n    ssl_certificate " + cert +
+                   ";\n    ssl_certificate_key " + key + ";\n";
+    }
     std::ostringstream conf;
     conf << (::geteuid() == 0 ? "user root;\n" : "") << "worker_processes 1;\n"
          << "pid " << (d / "nginx.pid").string() << ";\n"
@@ -192,6 +199,7 @@ class nginx_peer {
          << "  gzip on; gzip_types text/plain; gzip_min_length 1;\n"
          << "  server {\n"
          << "    listen 127.0.0.1:" << port_ << ";\n"
+         << tls_listen
          << "    root " << (d / "www").string() << ";\n"
          << "    location = /r301 { return 301 /page.txt; }\n"
          << "    location = /r302 { return 302 /page.txt; }\n"
@@ -212,6 +220,11 @@ class nginx_peer {
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  [[nodiscard]] std::uint16_t https_port() const noexcept { return tls_port_; }
+  /// "https://127.0.0.1:<https_port><path>"
+  [[nodiscard]] std::string https_url(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(tls_port_) + path;
   }
   /// The access log: one line per request, "<connection serial> <request line>".
   [[nodiscard]] std::string access_log() const { return read(dir_.path() / "access.log"); }
@@ -240,6 +253,7 @@ class nginx_peer {
 
   temp_dir dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::unique_ptr<child_process> process_;
 };
 

@@ -233,17 +233,23 @@ task<std::unique_ptr<connection>> client_state::connect(host_pool& h, const prep
   auto [limit, phase] = d.budget(d.limits.connect, timeout_phase::connect);
   if (limit <= std::chrono::nanoseconds::zero()) throw_timeout(r.method, r.url, phase, d.limit_of(phase));
   const parser_limits limits{.max_head_bytes = options.max_head_bytes, .max_headers = options.max_headers};
-  if (h.scheme == "https") {
-    throw http::connect_error(describe_request(r.method, r.url),
-                              "https needs TLS, which this build of coring::net does not have");
-  }
   std::string failure;
   std::error_code code;
   bool timed_out = false;
   try {
+    if (h.scheme == "https") {
+      if (!tls) tls.emplace(net::tls_context::client({.ca_file = options.tls.ca_file, .verify = options.tls.verify}));
+      // The connect deadline covers DNS, TCP and the handshake together.
+      net::tls_stream s = co_await net::tls_stream::connect(*tls, h.host, h.port, {.timeout = limit});
+      ++counters.connections_opened;
+      co_return std::make_unique<connection>(h, std::make_unique<stream_transport<net::tls_stream>>(std::move(s)),
+                                             limits);
+    }
     net::tcp_stream s = co_await net::tcp_stream::connect(h.host, h.port, {.timeout = limit});
     ++counters.connections_opened;
     co_return std::make_unique<connection>(h, std::move(s), limits);
+  } catch (const net::tls_error& e) {
+    failure = e.what();
   } catch (const net::dns_error& e) {
     failure = e.what();
   } catch (const net::connect_error& e) {

@@ -29,6 +29,7 @@
 #include <coring/task.hpp>
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -75,7 +76,7 @@ class stream_transport final : public transport {
   }
   task<> close() override { co_await stream_.close(); }
   int native_handle() const noexcept override {
-    if constexpr (requires { stream_.native_handle(); }) {
+    if constexpr (requires { { stream_.native_handle() } -> std::convertible_to<int>; }) {
       return stream_.native_handle();
     } else {
       return -1;

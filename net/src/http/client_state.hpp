@@ -5,10 +5,12 @@
 #include "http/client_pool.hpp"
 
 #include <coring/http/client.hpp>
+#include <coring/net/tls.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -64,6 +66,7 @@ class client_state {
   client_options options;
   detail::pool pool;
   client_statistics counters;
+  std::optional<net::tls_context> tls;  // made by the first https connection (trust, session cache)
 
  private:
   task<client_response> exchange(prepared_request& r, const deadlines& d);
