@@ -43,10 +43,18 @@ using namespace std::chrono_literals;
 // breaks the strings in it (see <coring/http/client.hpp>).
 
 // The connection serial numbers nginx logged, one per request, in order.
-std::vector<std::string> logged_connections(const nginx_peer& nginx) {
+// nginx writes a request's log line after it has sent the response, so the
+// last lines may come a moment after the client has its answer: wait (up to
+// 10 s) until `expected` lines are there.
+std::vector<std::string> logged_connections(const nginx_peer& nginx, std::size_t expected) {
   std::vector<std::string> out;
-  std::istringstream in(nginx.access_log());
-  for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find(' ')));
+  for (int tries = 0; tries < 1000; ++tries) {
+    out.clear();
+    std::istringstream in(nginx.access_log());
+    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find(' ')));
+    if (out.size() >= expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return out;
 }
 
@@ -192,7 +200,7 @@ TEST_CASE("100 sequential GETs use one connection, counted by nginx" * doctest::
     CHECK(session.stats().connections_opened == 1);
     CHECK(session.stats().reused == 99);
   }());
-  const auto serials = logged_connections(nginx);
+  const auto serials = logged_connections(nginx, 100);
   REQUIRE(serials.size() == 100);
   CHECK(std::set<std::string>(serials.begin(), serials.end()).size() == 1);
 }
