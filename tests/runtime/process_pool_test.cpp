@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "support/cancel_once.hpp"
+#include "support/fds.hpp"
 
 #include "../../runtime/src/process_pool_fork_server.hpp"  // a worker of our own, by name, at the end
 #include "../../runtime/src/process_pool_wire.hpp"         // the wire format's own tests, at the end
@@ -205,48 +206,11 @@ std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> signal_masks_of(int pid)
 std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> my_signal_masks() { return signal_masks_of(::getpid()); }
 constexpr std::uint64_t bit(int sig) { return std::uint64_t{1} << (sig - 1); }
 
-// Open descriptors of the kinds the process pool makes (sockets, pidfds,
-// eventfds, memfds, rings: anything but pipes and /dev/null). The sanitizers
-// start a symbolizer process mid-run and talk to it over pipes; those are not ours.
-int count_fds() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  const int own = ::dirfd(d);
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.' || std::atoi(e->d_name) == own) continue;
-    char target[256];
-    std::string path = std::string("/proc/self/fd/") + e->d_name;
-    ssize_t len = ::readlink(path.c_str(), target, sizeof target - 1);
-    if (len < 0) continue;
-    std::string_view what(target, static_cast<std::size_t>(len));
-    if (what.starts_with("pipe:") || what == "/dev/null") continue;
-    ++n;
-  }
-  ::closedir(d);
-  return n;
-}
-
-// The descriptor count without a sanitizer's transient one (see below): the
-// least of a few looks.
-int settled_fd_count() {
-  int least = count_fds();
-  for (int i = 0; i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    least = std::min(least, count_fds());
-  }
-  return least;
-}
-
-// True once the descriptor count is back to `expected`. A leaked descriptor
-// never goes away; one that a sanitizer's background thread holds for an
-// instant (TSan reads /proc/self/maps now and then) does, so look a few times.
-bool fd_count_returns_to(int expected) {
-  for (int i = 0; i < 50; ++i) {
-    if (count_fds() == expected) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+// Descriptor counts (sockets, pidfds, eventfds, memfds, rings: anything but
+// pipes and /dev/null) come from support/fds.hpp.
+using coring_test::count_fds;
+using coring_test::fd_count_returns_to;
+using coring_test::settled_fd_count;
 
 // Children of this process that are zombies.
 std::vector<int> zombie_children() {
