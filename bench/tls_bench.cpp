@@ -18,6 +18,8 @@
 #include <coring/coring.hpp>
 #include <coring/net.hpp>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +36,7 @@ struct settings {
   std::uint16_t port = 8443;
   std::string ca;
   int connections = 500;
+  int concurrency = 16;
   std::string bulk;
 };
 
@@ -54,33 +57,57 @@ coring::task<std::size_t> fetch(net::tls_context& ctx, const settings& s, const 
   co_return total;
 }
 
+// CPU seconds (user + system) this process has used.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// s.connections connections made by `concurrency` tasks, each one at a time;
+// prints "<name>_per_s=... <name>_cpu_us=..." and, for a caching context,
+// "<name>_resumed=N".
+coring::task<> phase(const char* name, net::tls_context& ctx, const settings& s, int concurrency) {
+  int next = 0, resumed_count = 0;
+  const auto start = clock_type::now();
+  const double cpu_start = cpu_seconds();
+  co_await coring::task_group::run([&](coring::task_group& group) -> coring::task<> {
+    for (int w = 0; w < concurrency; ++w) {
+      group.spawn([](net::tls_context& ctx, const settings& s, int& next, int& resumed_count) -> coring::task<> {
+        std::vector<std::byte> buf(16 * 1024);
+        bool resumed = false;
+        while (next < s.connections) {
+          ++next;
+          (void)co_await fetch(ctx, s, "/1", buf, resumed);
+          resumed_count += resumed ? 1 : 0;
+        }
+      }(ctx, s, next, resumed_count));
+    }
+    co_return;
+  });
+  const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  std::printf("%s_per_s=%.0f %s_cpu_us=%.0f %s_resumed=%d ", name, s.connections / seconds, name,
+              (cpu_seconds() - cpu_start) / s.connections * 1e6, name, resumed_count);
+}
+
 coring::task<> main_task(settings s) {
   std::vector<std::byte> buf(256 * 1024);
   bool resumed = false;
   net::tls_context fresh = net::tls_context::client({.ca_file = s.ca, .session_cache = false});
   net::tls_context caching = net::tls_context::client({.ca_file = s.ca});
-  (void)co_await fetch(fresh, s, "/1", buf, resumed);  // warm up: the server's and our first-use costs
+  (void)co_await fetch(fresh, s, "/1", buf, resumed);    // warm up: the server's and our first-use costs
+  (void)co_await fetch(caching, s, "/1", buf, resumed);  // and a session to resume
 
-  auto start = clock_type::now();
-  for (int i = 0; i < s.connections; ++i) (void)co_await fetch(fresh, s, "/1", buf, resumed);
-  const double new_s = std::chrono::duration<double>(clock_type::now() - start).count();
-
-  (void)co_await fetch(caching, s, "/1", buf, resumed);  // a session to resume
-  int resumed_count = 0;
-  start = clock_type::now();
-  for (int i = 0; i < s.connections; ++i) {
-    (void)co_await fetch(caching, s, "/1", buf, resumed);
-    resumed_count += resumed ? 1 : 0;
-  }
-  const double resumed_s = std::chrono::duration<double>(clock_type::now() - start).count();
-
-  std::printf("handshakes_new_per_s=%.0f handshakes_resumed_per_s=%.0f resumed=%d", s.connections / new_s,
-              s.connections / resumed_s, resumed_count);
+  co_await phase("new", fresh, s, 1);
+  co_await phase("resumed", caching, s, 1);
+  co_await phase("new_concurrent", fresh, s, s.concurrency);
+  co_await phase("resumed_concurrent", caching, s, s.concurrency);
   if (!s.bulk.empty()) {
-    start = clock_type::now();
+    const auto start = clock_type::now();
     const std::size_t bytes = co_await fetch(caching, s, s.bulk.c_str(), buf, resumed);
     const double bulk_s = std::chrono::duration<double>(clock_type::now() - start).count();
-    std::printf(" bulk_mib_per_s=%.0f bulk_bytes=%zu", static_cast<double>(bytes) / (1 << 20) / bulk_s, bytes);
+    std::printf("bulk_mib_per_s=%.0f bulk_bytes=%zu", static_cast<double>(bytes) / (1 << 20) / bulk_s, bytes);
   }
   std::printf("\n");
 }
@@ -100,10 +127,12 @@ int main(int argc, char** argv) {
       s.ca = value();
     } else if (arg == "--connections") {
       s.connections = std::atoi(value().c_str());
+    } else if (arg == "--concurrency") {
+      s.concurrency = std::atoi(value().c_str());
     } else if (arg == "--bulk") {
       s.bulk = value();
     } else {
-      std::printf("usage: tls_bench --port N --ca F [--host H] [--connections N] [--bulk PATH]\n");
+      std::printf("usage: tls_bench --port N --ca F [--host H] [--connections N] [--concurrency N] [--bulk PATH]\n");
       return arg == "--help" ? 0 : 2;
     }
   }

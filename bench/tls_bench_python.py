@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """tls_bench's baseline: the same connections with Python's ssl module.
 
-usage: tls_bench_python.py PORT CA [--connections N] [--bulk PATH]
+usage: tls_bench_python.py PORT CA [--connections N] [--concurrency N] [--bulk PATH]
 
 Each connection: TCP connect + TLS handshake (certificate and host name
-checked) + "GET /1" + read to the end + close, one at a time; first with a
-full handshake each time, then offering the previous connection's session.
-TCP_NODELAY is set, as on coring's streams. Prints one line of key=value
-pairs like tls_bench.
+checked) + "GET /1" + read to the end + close. First one at a time with the
+blocking ssl module: a full handshake each time ("new"), then offering the
+previous connection's session ("resumed"). Then with asyncio (the ssl
+module's memory BIOs, as coring's streams work), --concurrency tasks making
+connections at once, full handshakes ("new_concurrent": asyncio's
+open_connection cannot offer a session). TCP_NODELAY is set, as on coring's
+streams (asyncio sets it itself). For each phase: connections per second and the CPU microseconds
+(user + system) this process spent per connection. Prints one line of
+key=value pairs like tls_bench.
 """
+import asyncio
+import resource
 import argparse
 import socket
 import ssl
@@ -29,37 +36,81 @@ def fetch(ctx, port, path, buf, session=None):
             return total, s.session, s.session_reused
 
 
+def cpu_seconds():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def phase(name, n, run):
+    start, cpu = time.perf_counter(), cpu_seconds()
+    resumed = run()
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return f"{name}_per_s={n / seconds:.0f} {name}_cpu_us={cpu / n * 1e6:.0f} {name}_resumed={resumed} "
+
+
+async def fetch_async(ctx, port):
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+    w.write(b"GET /1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    while await r.read(65536):
+        pass
+    w.close()
+    try:
+        await w.wait_closed()
+    except (ssl.SSLError, ConnectionError):
+        pass
+
+
+async def concurrent(ctx, port, n, concurrency):
+    left = [n]
+
+    async def worker():
+        while left[0] > 0:
+            left[0] -= 1
+            await fetch_async(ctx, port)
+
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
     p.add_argument("ca")
     p.add_argument("--connections", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--bulk")
     a = p.parse_args()
     ctx = ssl.create_default_context(cafile=a.ca)
     buf = bytearray(256 * 1024)
     fetch(ctx, a.port, "/1", buf)
 
-    start = time.perf_counter()
-    for _ in range(a.connections):
-        fetch(ctx, a.port, "/1", buf)
-    new_s = time.perf_counter() - start
+    def new():
+        for _ in range(a.connections):
+            fetch(ctx, a.port, "/1", buf)
+        return 0
 
-    _, session, _ = fetch(ctx, a.port, "/1", buf)
-    resumed = 0
-    start = time.perf_counter()
-    for _ in range(a.connections):
-        _, session, reused = fetch(ctx, a.port, "/1", buf, session)
-        resumed += reused
-    resumed_s = time.perf_counter() - start
+    session = [fetch(ctx, a.port, "/1", buf)[1]]
 
-    line = (f"handshakes_new_per_s={a.connections / new_s:.0f} "
-            f"handshakes_resumed_per_s={a.connections / resumed_s:.0f} resumed={resumed}")
+    def resumed():
+        count = 0
+        for _ in range(a.connections):
+            _, session[0], reused = fetch(ctx, a.port, "/1", buf, session[0])
+            count += reused
+        return count
+
+    line = phase("new", a.connections, new) + phase("resumed", a.connections, resumed)
+    # A context of its own: ctx's client session cache now holds the sessions of
+    # the phases above, which would make every handshake slower.
+    fresh = ssl.create_default_context(cafile=a.ca)
+    asyncio.run(concurrent(fresh, a.port, a.concurrency, a.concurrency))  # warm up, as the blocking phases did
+    line += phase("new_concurrent", a.connections,
+                  lambda: asyncio.run(concurrent(fresh, a.port, a.connections, a.concurrency)))
+    session = session[0]
     if a.bulk:
         start = time.perf_counter()
         total, _, _ = fetch(ctx, a.port, a.bulk, buf, session)
         bulk_s = time.perf_counter() - start
-        line += f" bulk_mib_per_s={total / (1 << 20) / bulk_s:.0f} bulk_bytes={total}"
+        line += f"bulk_mib_per_s={total / (1 << 20) / bulk_s:.0f} bulk_bytes={total}"
     print(line, flush=True)
 
 
