@@ -26,7 +26,7 @@ frame_cache_stats frame_cache_statistics() noexcept { return {}; }
 
 namespace {
 constexpr std::size_t granule = 16;
-constexpr std::size_t classes = 32;             // frames up to 512 bytes
+constexpr std::size_t classes = 64;             // frames up to 1,008 bytes (class 0 is never used)
 constexpr std::size_t chunk_bytes = 64 * 1024;
 constexpr std::size_t batch = 64;               // blocks moved between a thread and the depot at once
 constexpr std::size_t local_limit = 4 * batch;  // blocks a thread keeps per class before it gives a batch back

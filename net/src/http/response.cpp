@@ -9,14 +9,14 @@ namespace coring::http {
 response response::text(std::string body, int status) {
   response r(status);
   r.body_ = std::move(body);
-  r.content_type_ = "text/plain; charset=utf-8";
+  r.fixed_content_type_ = "text/plain; charset=utf-8";
   return r;
 }
 
 response response::json(const nlohmann::json& value, int status) {
   response r(status);
   r.body_ = value.dump();
-  r.content_type_ = "application/json";
+  r.fixed_content_type_ = "application/json";
   return r;
 }
 

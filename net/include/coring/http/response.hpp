@@ -90,9 +90,12 @@ class response {
     return std::move(*this);
   }
   /// The Content-Type ("" if none).
-  [[nodiscard]] std::string_view content_type() const noexcept { return content_type_; }
+  [[nodiscard]] std::string_view content_type() const noexcept {
+    return fixed_content_type_ ? std::string_view(fixed_content_type_) : std::string_view(content_type_);
+  }
   response& set_content_type(std::string type) {
     content_type_ = std::move(type);
+    fixed_content_type_ = nullptr;
     return *this;
   }
 
@@ -112,6 +115,9 @@ class response {
  private:
   std::string body_;          // the bytes, or the file's path
   std::string content_type_;  // sent as Content-Type unless empty
+  // text() and json()'s types, longer than a string's inline capacity: a
+  // literal, so that building the response allocates nothing for them.
+  const char* fixed_content_type_ = nullptr;
   http::headers headers_;     // the handler's own fields
   producer produce_;          // a stream's writer
   int status_ = 200;

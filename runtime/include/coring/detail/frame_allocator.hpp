@@ -1,7 +1,7 @@
 #pragma once
 // Where task frames come from. Internal.
 //
-// Frames up to 512 bytes come from per-thread free lists, one per 16-byte
+// Frames up to 1,008 bytes come from per-thread free lists, one per 16-byte
 // size class, carved from 64 KiB chunks: no malloc header per frame and no
 // lock. A thread keeps at most 256 free blocks per class; past that it gives
 // a batch of 64 back to a shared depot, where a thread whose list runs dry
