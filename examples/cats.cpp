@@ -10,10 +10,14 @@
 //   async    a gather of 20 cats, each a gather of its 5 downloads, on one
 //            http::client (the tutorial opens a ClientSession per download;
 //            one shared session is how aiohttp should be used, and keeps its
-//            connections alive between downloads)
+//            connections alive between downloads). It starts all 100
+//            downloads at once, so a new session opens up to --limit
+//            connections (100, aiohttp's default) where the pool's sessions
+//            reuse 5: --limit 5 shows the difference
 //
 //   ./cats                                 # every stage, then a table
 //   ./cats --stage session --repeat 3
+//   ./cats --stage async --limit 5
 //   ./cats --url-base http://127.0.0.1:8080   # e.g. nginx, or examples/static_server --dir DIR
 //   ./cats --quick                         # one run per stage (CI)
 //
@@ -202,8 +206,9 @@ coring::task<std::uint64_t> download_cat_async(http::client& session, const targ
   co_return bytes;
 }
 
-coring::task<std::uint64_t> async_cats(const target& t) {
-  http::client session;
+coring::task<std::uint64_t> async_cats(const target& t, std::size_t limit) {
+  http::client_options o{.limit = limit};  // aiohttp's TCPConnector(limit=100) by default
+  http::client session(std::move(o));
   std::vector<coring::task<std::uint64_t>> all;
   for (int cat : cats()) all.push_back(download_cat_async(session, t, cat));
   std::uint64_t bytes = 0;
@@ -213,10 +218,12 @@ coring::task<std::uint64_t> async_cats(const target& t) {
 
 int usage(int status) {
   std::printf(
-      "usage: cats [--stage naive|threads|session|async|all] [--repeat N] [--url-base URL] [--quick]\n"
+      "usage: cats [--stage naive|threads|session|async|all] [--repeat N] [--limit N]\n"
+      "            [--url-base URL] [--quick]\n"
       "Downloads 20 cats x 5 times each (<url-base>/1.jpg .. 20.jpg; default: generated\n"
       "images served from a temporary directory by a local server) in each stage,\n"
-      "--repeat times (default 10; --quick: 1), and prints each stage's Duration.\n");
+      "--repeat times (default 10; --quick: 1), and prints each stage's Duration.\n"
+      "--limit: connections of the async stage's session (default 100).\n");
   return status;
 }
 
@@ -226,6 +233,7 @@ int main(int argc, char** argv) {
   std::string stage = "all";
   std::string url_base;
   int repeat = 10;
+  std::size_t limit = 100;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -236,6 +244,8 @@ int main(int argc, char** argv) {
       stage = value();
     } else if (arg == "--repeat") {
       repeat = std::max(1, std::atoi(value().c_str()));
+    } else if (arg == "--limit") {
+      limit = std::strtoull(value().c_str(), nullptr, 10);
     } else if (arg == "--url-base") {
       url_base = value();
       while (url_base.ends_with('/')) url_base.pop_back();
@@ -289,7 +299,7 @@ int main(int argc, char** argv) {
     run_stage("naive", [&] { return naive(t); });
     run_stage("threads", [&] { return threads(t, download_cat_naive); });
     run_stage("session", [&] { return threads(t, download_cat_session); });
-    run_stage("async", [&] { return coring::run(async_cats(t)); });
+    run_stage("async", [&] { return coring::run(async_cats(t, limit)); });
     if (table.size() > 1) {
       std::printf("\n%-8s %14s %10s\n", "stage", "seconds/run", "vs naive");
       for (const auto& [name, seconds] : table) {

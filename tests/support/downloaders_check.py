@@ -106,6 +106,8 @@ def cats(binary, static_server):
         # 5 downloads of each cat: five times the bytes served, each size checked.
         assert re.search(r"^%s +Duration [0-9.]+ seconds \(1 x 100 downloads, %d bytes, sizes checked\)$"
                          % (stage, 5 * total), out, re.M), stage
+    out = run([binary, "--stage", "async", "--limit", "5", "--quick"]).stdout
+    assert re.search(r"^async +Duration [0-9.]+ seconds \(1 x 100 downloads, %d bytes" % (5 * total), out, re.M)
     out = run([binary, "--stage", "session", "--repeat", "2"]).stdout
     assert re.search(r"^session +Duration [0-9.]+ seconds \(2 x 100 downloads, %d bytes" % (10 * total), out, re.M)
 
