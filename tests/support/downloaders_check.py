@@ -7,8 +7,9 @@
 
 Each run must end with the exit status expected (0, or 1 for an HTTP error)
 and print the lines expected; flags must leave one file per country holding
-an image, cats must remove its temporary directory. Everything stays on
-127.0.0.1. Exit status 0: every check passed.
+exactly the image its server serves (rebuilt here from the same generator),
+cats must report the sizes of its generated images and remove its temporary
+directory. Everything stays on 127.0.0.1. Exit status 0: every check passed.
 """
 
 import os
@@ -20,6 +21,39 @@ import sys
 import tempfile
 
 COUNTRIES = ["yemen", "zambia", "vietnam", "venezuela", "ukraine"]
+JPEG_START = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+MASK = (1 << 64) - 1
+
+
+def generated_image(seed, base_size, spread):
+    """The examples' generated images: JPEG start, xorshift64 bytes, JPEG end."""
+    x = seed
+
+    def next_value():
+        nonlocal x
+        x ^= (x << 13) & MASK
+        x ^= x >> 7
+        x ^= (x << 17) & MASK
+        return x
+
+    image = bytearray(JPEG_START)
+    size = base_size + next_value() % spread
+    while len(image) < size:
+        image.append(next_value() & 0xFF)
+    return bytes(image) + b"\xff\xd9"
+
+
+def flag_image(cc):
+    """What flags' local server serves for `cc`: seeded by FNV-1a of the name."""
+    x = 1469598103934665603
+    for c in cc.encode():
+        x = ((x ^ c) * 1099511628211) & MASK
+    return generated_image(x, 2048, 4096)
+
+
+def cat_image(cat):
+    """What cats writes as <cat>.jpg."""
+    return generated_image((0x9E3779B97F4A7C15 * cat) & MASK, 20 * 1024, 40 * 1024)
 
 
 def run(argv, status=0):
@@ -58,8 +92,7 @@ def flags(binary):
         images = set()
         for cc in COUNTRIES:
             data = open(os.path.join(saved, cc + ".jpg"), "rb").read()
-            assert data.startswith(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00") and data.endswith(b"\xff\xd9"), cc
-            assert 2048 <= len(data) <= 2048 + 4096 + 2, (cc, len(data))
+            assert data == flag_image(cc), "%s.jpg: %d bytes, not the %d served" % (cc, len(data), len(flag_image(cc)))
             images.add(data)
         assert len(images) == len(COUNTRIES), "two countries got the same image"
 
@@ -100,7 +133,7 @@ def cats(binary, static_server):
     m = re.search(r"^serving 20 generated cats \((\d+) bytes\) from (\S+) at http://127\.0\.0\.1:\d+/$", out, re.M)
     assert m, "no serving line"
     total, directory = int(m.group(1)), m.group(2)
-    assert 20 * 20 * 1024 <= total <= 20 * 60 * 1024, total
+    assert total == sum(len(cat_image(cat)) for cat in range(1, 21)), total
     assert not os.path.exists(directory), directory + " was not removed"
     for stage in ("naive", "threads", "session", "async"):
         # 5 downloads of each cat: five times the bytes served, each size checked.
