@@ -1,9 +1,11 @@
 // download_sites: the asyncio tutorial's downloader in C++ — the same pages
-// fetched in a plain loop, by a thread pool (one blocking session per thread)
-// and by coroutines gathered on one http::client, each timed.
+// fetched in a plain loop, by a thread pool (one blocking session per thread),
+// by a process pool (one blocking session per worker process) and by
+// coroutines gathered on one http::client, each timed.
 //
-//   ./download_sites --mode all            # sync, threads, async; then a table
+//   ./download_sites --mode all            # sync, threads, processes, async; then a table
 //   ./download_sites --mode async --sites 160 --delay-ms 50
+//   ./download_sites --mode processes --processes 4
 //   ./download_sites --mode threads http://example.com/ https://www.python.org/
 //   ./download_sites --quick               # a short run (CI)
 //
@@ -17,6 +19,7 @@
 #include <coring/http/client.hpp>
 #include <coring/loop_thread.hpp>
 #include <coring/net.hpp>
+#include <coring/process_pool.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +40,7 @@ struct settings {
   std::string mode = "all";
   std::size_t sites = 160;          // the tutorial's 2 pages x 80
   std::size_t threads = 5;          // the tutorial's max_workers
+  unsigned processes = 0;           // ProcessPoolExecutor's default: one per CPU
   std::chrono::milliseconds delay{50};
   std::vector<std::string> urls;
 };
@@ -88,6 +92,22 @@ std::size_t download_threads(const std::vector<std::string>& urls, std::size_t t
   return bytes;
 }
 
+// A job of the process pool: it runs in a worker process, whose session is
+// made by its first job and kept for the next ones (the tutorial's global
+// session, set by the pool's initializer).
+std::size_t download_in_worker(std::string url) {
+  static http::blocking_client session;
+  return session.get(url).text().size();
+}
+CORING_REGISTER_JOB(download_in_worker);  // messages name the job "download_in_worker"
+
+std::size_t download_processes(const std::vector<std::string>& urls, unsigned processes) {
+  coring::process_pool pool({.workers = processes});  // ProcessPoolExecutor(): timed with its start
+  std::size_t bytes = 0;
+  for (std::size_t n : coring::run(pool.map(download_in_worker, urls))) bytes += n;
+  return bytes;
+}
+
 coring::task<std::size_t> download_one(http::client& session, const std::string& u) {
   http::client_response r = co_await session.get(u);
   co_return (co_await r.text()).size();
@@ -106,23 +126,28 @@ double timed(const char* mode, std::size_t n, auto&& run) {
   const auto start = std::chrono::steady_clock::now();
   const std::size_t bytes = run();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%-8s Downloaded %zu sites in %.3f seconds (%zu bytes)\n", mode, n, seconds, bytes);
+  std::printf("%-9s Downloaded %zu sites in %.3f seconds (%zu bytes)\n", mode, n, seconds, bytes);
   std::fflush(stdout);
   return seconds;
 }
 
 int usage(int status) {
   std::printf(
-      "usage: download_sites [--mode sync|threads|async|all] [--sites N] [--threads N]\n"
-      "                      [--delay-ms N] [--quick] [URL...]\n"
+      "usage: download_sites [--mode sync|threads|processes|async|all] [--sites N]\n"
+      "                      [--threads N] [--processes N] [--delay-ms N] [--quick] [URL...]\n"
       "Downloads the URLs (default: two pages of a local server that answers after\n"
-      "--delay-ms, repeated to --sites downloads) in each mode and prints the times.\n");
+      "--delay-ms, repeated to --sites downloads) in each mode and prints the times.\n"
+      "--threads: the thread pool's size (5); --processes: the process pool's\n"
+      "(0, the default: one per CPU).\n");
   return status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First line of main: the process pool's fork server, forked while this
+  // process has one thread (the local server's loop_thread comes later).
+  coring::process_pool::start_fork_server();
   settings s;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -133,6 +158,8 @@ int main(int argc, char** argv) {
       s.sites = value();
     } else if (arg == "--threads") {
       s.threads = value();
+    } else if (arg == "--processes") {
+      s.processes = static_cast<unsigned>(value());
     } else if (arg == "--delay-ms") {
       s.delay = std::chrono::milliseconds(value());
     } else if (arg == "--quick") {
@@ -146,7 +173,9 @@ int main(int argc, char** argv) {
       s.urls.push_back(arg);
     }
   }
-  if (s.mode != "sync" && s.mode != "threads" && s.mode != "async" && s.mode != "all") return usage(2);
+  if (s.mode != "sync" && s.mode != "threads" && s.mode != "processes" && s.mode != "async" && s.mode != "all") {
+    return usage(2);
+  }
 
   std::unique_ptr<coring::loop_thread> server;
   std::vector<std::string> urls;
@@ -169,13 +198,18 @@ int main(int argc, char** argv) {
     if (s.mode == "threads" || s.mode == "all") {
       table.emplace_back("threads", timed("threads", urls.size(), [&] { return download_threads(urls, s.threads); }));
     }
+    if (s.mode == "processes" || s.mode == "all") {
+      table.emplace_back("processes", timed("processes", urls.size(), [&] {
+        return download_processes(urls, s.processes);
+      }));
+    }
     if (s.mode == "async" || s.mode == "all") {
       table.emplace_back("async", timed("async", urls.size(), [&] { return coring::run(download_async(urls)); }));
     }
     if (table.size() > 1) {
-      std::printf("\n%-8s %10s %10s\n", "mode", "seconds", "vs sync");
+      std::printf("\n%-9s %10s %10s\n", "mode", "seconds", "vs sync");
       for (const auto& [mode, seconds] : table) {
-        std::printf("%-8s %10.3f %9.1fx\n", mode.c_str(), seconds, table.front().second / seconds);
+        std::printf("%-9s %10.3f %9.1fx\n", mode.c_str(), seconds, table.front().second / seconds);
       }
     }
   } catch (const coring::error& e) {

@@ -1,7 +1,8 @@
 // static_server: serves a directory over HTTP/1.1 — files spliced from disk
 // to the socket (no copy through user space), ETag and Last-Modified with
 // 304, Range with 206, MIME types from the extension, and no path out of the
-// directory. The cats downloader uses it as its local cat server.
+// directory. The cats downloader (examples/cats) can download from it
+// with --url-base http://127.0.0.1:<port>.
 //
 //   build/release/examples/static_server --dir ./cats --port 8080   # until Ctrl-C (SIGINT) or SIGTERM
 //   curl -O http://127.0.0.1:8080/tom.jpg
