@@ -3,10 +3,12 @@
 
 #include <coring/detail/frame_allocator.hpp>
 
+#include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
 #include <doctest/doctest.h>
 
+#include "support/allocations.hpp"
 #include "support/sanitizers.hpp"
 
 #include <unistd.h>
@@ -22,6 +24,17 @@
 namespace {
 
 coring::task<int> never_started(int v) { co_return v; }
+
+// A task whose frame holds ~800 bytes across a suspension: a frame of about
+// 900 bytes, the size of a request handler with a few strings and a response.
+coring::task<int> big_frame(int v) {
+  char scratch[800];
+  for (std::size_t i = 0; i < sizeof scratch; ++i) scratch[i] = static_cast<char>(v + static_cast<int>(i));
+  co_await coring::sleep_for(std::chrono::seconds(0));
+  int sum = 0;
+  for (char c : scratch) sum += c;
+  co_return sum;
+}
 
 // Resident set size of this process, in bytes.
 std::size_t resident_bytes() {
@@ -39,6 +52,17 @@ std::size_t scaled(std::size_t quick, std::size_t full) { return std::getenv("CO
 }  // namespace
 
 TEST_SUITE("runtime/frame_allocator") {
+
+TEST_CASE("frames up to 1 KiB come from the free lists, not operator new" * doctest::timeout(30) *
+          doctest::skip(coring_test::under_asan)) {
+  coring::run([]() -> coring::task<> {
+    // The first carves a chunk (malloc, not operator new) and warms the loop's timers.
+    const int expected = co_await big_frame(1);
+    coring_test::allocation_scope counting;
+    for (int i = 0; i < 1000; ++i) CHECK(co_await big_frame(1) == expected);
+    CHECK(counting.count() == 0);
+  }());
+}
 
 // Under ASan frames are plain operator new and freed memory is quarantined:
 // the allocator tested here is not in that build.
