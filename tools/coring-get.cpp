@@ -73,8 +73,9 @@ constexpr const char* usage_text =
     "                         of 408, 429 or 5xx (default: 2). Other 4xx statuses and\n"
     "                         bad URLs are not retried\n"
     "  --retry-delay SECONDS  the first wait before a retry; each further one doubles,\n"
-    "                         and each is shortened by a random part of up to a half\n"
-    "                         (default: 0.5)\n"
+    "                         and each is shortened by a random part of up to a half;\n"
+    "                         a wait is at most 60 s, and at least the Retry-After of\n"
+    "                         a 429 or 503 given in seconds, up to 60 s (default: 0.5)\n"
     "  --timeout SECONDS      the connect timeout (resolving, connecting and the TLS\n"
     "                         handshake, together) and the read timeout (the longest\n"
     "                         wait for the next bytes of the response); a download may\n"
@@ -164,6 +165,12 @@ std::optional<settings> parse_command_line(int argc, char** argv) {
   bool only_urls = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    // Flags bundled as curl and wget allow: -kq is -k -q.
+    if (!only_urls && arg.size() > 2 && arg[0] == '-' && arg[1] != '-' &&
+        arg.find_first_not_of("kq", 1) == std::string::npos) {
+      for (char c : arg.substr(1)) (c == 'k' ? s.insecure : s.quiet) = true;
+      continue;
+    }
     if (only_urls || arg == "-" || !arg.starts_with("-")) {
       s.urls.push_back(arg);
       continue;
@@ -405,11 +412,22 @@ std::string reason_of(std::exception_ptr e) {
   }
 }
 
+/// The wait a 429 or 503 asks for in whole seconds (Retry-After: 120), if it does.
+std::optional<double> retry_after(const http::client_response& resp) {
+  if (resp.status() != 429 && resp.status() != 503) return std::nullopt;
+  const auto field = resp.headers().get("Retry-After");
+  if (!field || field->empty() || field->size() > 9) return std::nullopt;
+  if (!std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  return std::stod(std::string(*field));  // an HTTP date instead is ignored: the backoff applies
+}
+
 /// One attempt: GET the URL and stream its body into PATH.part, renamed to
 /// PATH when complete. Gives the bytes written. On any failure, cancellation
-/// included, PATH.part is removed.
-coring::task<std::uint64_t> fetch_once(http::client& session, const job& j, reporter& out) {
+/// included, PATH.part is removed. `asked_wait` gets a 429's or 503's Retry-After.
+coring::task<std::uint64_t> fetch_once(http::client& session, const job& j, reporter& out,
+                                       std::optional<double>& asked_wait) {
   http::client_response resp = co_await session.get(j.url);
+  asked_wait = retry_after(resp);
   resp.raise_for_status();
 
   const std::string part = j.path + ".part";
@@ -458,12 +476,13 @@ coring::task<> fetch(http::client& session, coring::semaphore& slots, const job&
   const int attempts = s.retries + 1;
   for (int attempt = 1;; ++attempt) {
     std::exception_ptr failure;
+    std::optional<double> asked_wait;
     const auto start = clock_type::now();
     {
       auto slot = co_await slots.acquire_guard();
       out.started();
       try {
-        const std::uint64_t bytes = co_await fetch_once(session, j, out);
+        const std::uint64_t bytes = co_await fetch_once(session, j, out, asked_wait);
         out.stopped();
         out.succeeded(j, bytes, seconds_since(start));
         co_return;
@@ -480,9 +499,11 @@ coring::task<> fetch(http::client& session, coring::semaphore& slots, const job&
       out.failed(j, reason + (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : ""));
       co_return;
     }
-    // Exponential backoff with jitter: the k-th wait is in [d/2, d], d = delay * 2^(k-1), at most 60 s.
+    // Exponential backoff with jitter: the k-th wait is in [d/2, d], d = delay * 2^(k-1), at most 60 s;
+    // longer if the server asked for longer (Retry-After), up to the same 60 s.
     const double full = std::min(s.retry_delay * std::ldexp(1.0, attempt - 1), 60.0);
-    const double wait = full * std::uniform_real_distribution<double>(0.5, 1.0)(random);
+    double wait = full * std::uniform_real_distribution<double>(0.5, 1.0)(random);
+    if (asked_wait) wait = std::max(wait, std::min(*asked_wait, 60.0));
     out.retrying(j, reason, wait, attempt, attempts);
     co_await coring::sleep_for(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(wait)));
   }
