@@ -234,12 +234,16 @@ std::optional<settings> parse_command_line(int argc, char** argv) {
       continue;
     }
     std::ifstream in(list);
-    if (!in) throw usage_error("cannot read the URL list '" + list + "': " + std::strerror(errno));
+    if (!in) {
+      const int e = errno;
+      throw usage_error("cannot read the URL list '" + list + "': " + std::strerror(e));
+    }
     read_list(in, s.urls);
   }
   if (s.urls.empty()) throw usage_error("no URL given");
   if (!s.cacert.empty() && ::access(s.cacert.c_str(), R_OK) != 0) {
-    throw usage_error("cannot read the --cacert file '" + s.cacert + "': " + std::strerror(errno));
+    const int e = errno;
+    throw usage_error("cannot read the --cacert file '" + s.cacert + "': " + std::strerror(e));
   }
   return s;
 }
@@ -436,6 +440,9 @@ coring::task<std::uint64_t> fetch_once(http::client& session, const job& j, repo
     f = co_await coring::file::open(part, coring::open_mode::write);
   } catch (const coring::io_error& e) {
     throw save_error(e.what());
+  } catch (...) {
+    ::unlink(part.c_str());  // cancelled: the kernel may have made the file all the same
+    throw;
   }
   std::uint64_t written = 0;
   try {
@@ -455,7 +462,8 @@ coring::task<std::uint64_t> fetch_once(http::client& session, const job& j, repo
       throw save_error(e.what());
     }
     if (std::rename(part.c_str(), j.path.c_str()) != 0) {
-      throw save_error("rename " + part + " to " + j.path + ": " + std::strerror(errno));
+      const int e = errno;
+      throw save_error("rename " + part + " to " + j.path + ": " + std::strerror(e));
     }
   } catch (...) {
     // No co_await in a handler: the file's destructor closes it with close(2).
