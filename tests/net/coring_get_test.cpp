@@ -495,6 +495,11 @@ TEST_CASE("coring-get exits with status 2 for usage errors and 0 for --help and 
   CHECK(bad.status == 1);
   CHECK(contains(bad.output, "FAILED htp:/x: bad URL 'htp:/x'"));
   CHECK(names_in(dir.path).empty());
+  // An --out that cannot be a directory fails the run before any download.
+  { std::ofstream(dir.path / "plain"); }
+  const run_result no_dir = run_get({"--out", (dir.path / "plain").string(), "http://127.0.0.1:1/x"});
+  CHECK(no_dir.status == 1);
+  CHECK(contains(no_dir.output, "coring-get: cannot make the directory '" + (dir.path / "plain").string() + "'"));
 }
 
 TEST_CASE("coring-get keeps to --concurrency in total and to --per-host per server" * doctest::timeout(120)) {
