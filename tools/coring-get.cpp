@@ -121,8 +121,8 @@ struct settings {
 /// One URL to fetch and where it goes.
 struct job {
   std::string url;
-  std::string path;       // DIR/NAME
-  std::string bad_url;    // why the URL cannot be fetched; empty if it can
+  std::string path;     // DIR/NAME
+  std::string bad_url;  // why the URL cannot be fetched; empty if it can
 };
 
 // ---------------------------------------------------------------- the command line
@@ -198,7 +198,8 @@ std::optional<settings> parse_command_line(int argc, char** argv) {
       std::fputs(usage_text, stdout);
       return std::nullopt;
     } else if (arg == "-V" || arg == "--version") {
-      std::printf("coring-get %s (installed with coring; HTTP/1.1 and TLS on io_uring)\n", CORING_GET_VERSION);
+      std::printf("coring-get %s (installed with coring; HTTP/1.1 and TLS on io_uring)\n",
+                  CORING_GET_VERSION);
       return std::nullopt;
     } else if (arg == "-i" || arg == "--input-file") {
       lists.push_back(value());
@@ -340,8 +341,8 @@ class reporter {
   void redraw() {
     if (!live()) return;
     const double secs = seconds_since(start_);
-    std::fprintf(stderr, "\r[%zu/%zu] %zu failed, %zu active, %s, %s/s\x1b[K", done_ + failed_, total_, failed_,
-                 active_, human_bytes(static_cast<double>(received_)).c_str(),
+    std::fprintf(stderr, "\r[%zu/%zu] %zu failed, %zu active, %s, %s/s\x1b[K", done_ + failed_, total_,
+                 failed_, active_, human_bytes(static_cast<double>(received_)).c_str(),
                  human_bytes(secs > 0 ? static_cast<double>(received_) / secs : 0).c_str());
     std::fflush(stderr);
   }
@@ -352,8 +353,8 @@ class reporter {
     if (quiet_) return;
     const double secs = seconds_since(start_);
     std::fprintf(stderr, "%s%zu downloaded, %zu failed, %llu bytes in %.2f s (%s/s)\n",
-                 interrupted ? "interrupted: " : "", done_, failed_, static_cast<unsigned long long>(saved_), secs,
-                 human_bytes(secs > 0 ? static_cast<double>(saved_) / secs : 0).c_str());
+                 interrupted ? "interrupted: " : "", done_, failed_, static_cast<unsigned long long>(saved_),
+                 secs, human_bytes(secs > 0 ? static_cast<double>(saved_) / secs : 0).c_str());
   }
 
   [[nodiscard]] std::size_t failures() const noexcept { return failed_; }
@@ -421,7 +422,8 @@ std::optional<double> retry_after(const http::client_response& resp) {
   if (resp.status() != 429 && resp.status() != 503) return std::nullopt;
   const auto field = resp.headers().get("Retry-After");
   if (!field || field->empty() || field->size() > 9) return std::nullopt;
-  if (!std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  if (!std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
   return std::stod(std::string(*field));  // an HTTP date instead is ignored: the backoff applies
 }
 
@@ -513,7 +515,8 @@ coring::task<> fetch(http::client& session, coring::semaphore& slots, const job&
     double wait = full * std::uniform_real_distribution<double>(0.5, 1.0)(random);
     if (asked_wait) wait = std::max(wait, std::min(*asked_wait, 60.0));
     out.retrying(j, reason, wait, attempt, attempts);
-    co_await coring::sleep_for(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(wait)));
+    co_await coring::sleep_for(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(wait)));
   }
 }
 
@@ -521,7 +524,8 @@ coring::task<> download_all(const settings& s, const std::vector<job>& jobs, rep
   http::client_options o;
   o.limit = s.concurrency;
   o.limit_per_host = s.per_host;
-  const auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s.timeout));
+  const auto limit =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s.timeout));
   o.timeout.total = std::chrono::nanoseconds::max();  // a big file may take as long as it keeps coming
   o.timeout.connect = limit;
   o.timeout.read = limit;
@@ -533,8 +537,8 @@ coring::task<> download_all(const settings& s, const std::vector<job>& jobs, rep
   bool finished = false;
   co_await coring::task_group::run([&](coring::task_group& group) -> coring::task<> {
     // A lambda without captures: its arguments live in the coroutine's frame.
-    group.spawn([](http::client& session, coring::semaphore& slots, const settings& s, const std::vector<job>& jobs,
-                   reporter& out, bool& finished) -> coring::task<> {
+    group.spawn([](http::client& session, coring::semaphore& slots, const settings& s,
+                   const std::vector<job>& jobs, reporter& out, bool& finished) -> coring::task<> {
       co_await coring::task_group::run([&](coring::task_group& downloads) -> coring::task<> {
         for (const job& j : jobs) downloads.spawn(fetch(session, slots, j, s, out));
         co_return;

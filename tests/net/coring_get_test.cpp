@@ -346,25 +346,31 @@ TEST_CASE("coring-get saves each URL under its path's last segment and a repeate
     scripted_server server;
     temp_dir dir;
     const std::string out = (dir.path / "new" / "sub").string();  // made on the way
-    const run_result r = run_get({"--out", out, server.url("/bytes/1000/a.bin"), server.url("/bytes/70000/b%20c.dat"),
-                                  server.url("/other/a.bin"), server.url("/dir/"), server.url("/a/%2E%2E")});
+    const run_result r =
+        run_get({"--out", out, server.url("/bytes/1000/a.bin"), server.url("/bytes/70000/b%20c.dat"),
+                 server.url("/other/a.bin"), server.url("/dir/"), server.url("/a/%2E%2E")});
     INFO(r.output);
     CHECK(r.status == 0);
-    CHECK(names_in(out) == std::vector<std::string>{"a.bin", "a.bin.1", "b c.dat", "index.html", "index.html.1"});
+    CHECK(names_in(out) ==
+          std::vector<std::string>{"a.bin", "a.bin.1", "b c.dat", "index.html", "index.html.1"});
     CHECK(read_file(fs::path(out) / "a.bin") == pattern_text(1000));
     CHECK(read_file(fs::path(out) / "b c.dat") == pattern_text(70000));
     CHECK(read_file(fs::path(out) / "a.bin.1") == "/other/a.bin");
     CHECK(read_file(fs::path(out) / "index.html") == "/dir/");
     CHECK(read_file(fs::path(out) / "index.html.1") == "/a/%2E%2E");
-    CHECK(contains(r.output, "ok " + server.url("/bytes/1000/a.bin") + " -> " + out + "/a.bin (1000 bytes, "));
-    CHECK(contains(r.output, "ok " + server.url("/bytes/70000/b%20c.dat") + " -> " + out + "/b c.dat (70000 bytes, "));
-    CHECK(contains(r.output, "5 downloaded, 0 failed, " + std::to_string(1000 + 70000 + 12 + 5 + 9) + " bytes in "));
+    CHECK(
+        contains(r.output, "ok " + server.url("/bytes/1000/a.bin") + " -> " + out + "/a.bin (1000 bytes, "));
+    CHECK(contains(r.output,
+                   "ok " + server.url("/bytes/70000/b%20c.dat") + " -> " + out + "/b c.dat (70000 bytes, "));
+    CHECK(contains(r.output,
+                   "5 downloaded, 0 failed, " + std::to_string(1000 + 70000 + 12 + 5 + 9) + " bytes in "));
     CHECK_FALSE(contains(r.output, "\r"));  // not a terminal: plain lines
   }
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
-TEST_CASE("coring-get -i reads URLs from a file or stdin and skips comments and blank lines" * doctest::timeout(120)) {
+TEST_CASE("coring-get -i reads URLs from a file or stdin and skips comments and blank lines" *
+          doctest::timeout(120)) {
   const int fds = coring_test::settled_fd_count();
   {
     scripted_server server;
@@ -406,21 +412,24 @@ TEST_CASE("coring-get fails a 404 at once without retrying and exits with status
     INFO(r.output);
     CHECK(r.status == 1);
     CHECK(server.hits("/missing/x.bin") == 1);
-    CHECK(contains(r.output, "FAILED " + server.url("/missing/x.bin") + ": GET " + server.url("/missing/x.bin") +
-                                 ": 404 Not Found\n"));
+    CHECK(contains(r.output, "FAILED " + server.url("/missing/x.bin") + ": GET " +
+                                 server.url("/missing/x.bin") + ": 404 Not Found\n"));
     CHECK(contains(r.output, "1 downloaded, 1 failed, 9 bytes in "));
     CHECK(names_in(dir.path) == std::vector<std::string>{"fine.txt"});
   }
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
-TEST_CASE("coring-get retries a 503 and succeeds with --retries 2 but fails with --retries 1 and heeds Retry-After" *
-          doctest::timeout(120)) {
+TEST_CASE(
+    "coring-get retries a 503 and succeeds with --retries 2 but fails with --retries 1 and heeds "
+    "Retry-After" *
+    doctest::timeout(120)) {
   const int fds = coring_test::settled_fd_count();
   {
     scripted_server server;
     temp_dir dir;
-    const run_result ok = run_get({"--out", dir.str(), "--retries", "2", "--retry-delay", "0.01", server.url("/flaky/a.txt")});
+    const run_result ok =
+        run_get({"--out", dir.str(), "--retries", "2", "--retry-delay", "0.01", server.url("/flaky/a.txt")});
     INFO(ok.output);
     CHECK(ok.status == 0);
     CHECK(server.hits("/flaky/a.txt") == 3);
@@ -433,7 +442,8 @@ TEST_CASE("coring-get retries a 503 and succeeds with --retries 2 but fails with
     INFO(failed.output);
     CHECK(failed.status == 1);
     CHECK(server.hits("/flaky/b.txt") == 2);
-    CHECK(contains(failed.output, "FAILED " + server.url("/flaky/b.txt") + ": GET " + server.url("/flaky/b.txt") +
+    CHECK(contains(failed.output, "FAILED " + server.url("/flaky/b.txt") + ": GET " +
+                                      server.url("/flaky/b.txt") +
                                       ": 503 Service Unavailable (after 2 attempts)"));
     CHECK(names_in(dir.path) == std::vector<std::string>{"a.txt"});
 
@@ -449,13 +459,14 @@ TEST_CASE("coring-get retries a 503 and succeeds with --retries 2 but fails with
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
-TEST_CASE("coring-get retries a body cut short and leaves neither the file nor its .part" * doctest::timeout(120)) {
+TEST_CASE("coring-get retries a body cut short and leaves neither the file nor its .part" *
+          doctest::timeout(120)) {
   const int fds = coring_test::settled_fd_count();
   {
     scripted_server server;
     temp_dir dir;
-    const run_result r =
-        run_get({"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/truncated/t.bin")});
+    const run_result r = run_get(
+        {"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/truncated/t.bin")});
     INFO(r.output);
     CHECK(r.status == 1);
     CHECK(server.hits("/truncated/t.bin") == 2);
@@ -466,7 +477,8 @@ TEST_CASE("coring-get retries a body cut short and leaves neither the file nor i
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
-TEST_CASE("coring-get exits with status 2 for usage errors and 0 for --help and --version" * doctest::timeout(60)) {
+TEST_CASE("coring-get exits with status 2 for usage errors and 0 for --help and --version" *
+          doctest::timeout(60)) {
   temp_dir dir;
   const run_result none = run_get({"--out", dir.str()});
   CHECK(none.status == 2);
@@ -499,7 +511,8 @@ TEST_CASE("coring-get exits with status 2 for usage errors and 0 for --help and 
   { std::ofstream(dir.path / "plain"); }
   const run_result no_dir = run_get({"--out", (dir.path / "plain").string(), "http://127.0.0.1:1/x"});
   CHECK(no_dir.status == 1);
-  CHECK(contains(no_dir.output, "coring-get: cannot make the directory '" + (dir.path / "plain").string() + "'"));
+  CHECK(contains(no_dir.output,
+                 "coring-get: cannot make the directory '" + (dir.path / "plain").string() + "'"));
 }
 
 TEST_CASE("coring-get keeps to --concurrency in total and to --per-host per server" * doctest::timeout(120)) {
@@ -559,7 +572,8 @@ TEST_CASE("coring-get over https trusts --cacert, refuses an unknown certificate
   {
     scripted_server server(true);
     temp_dir dir;
-    const run_result trusted = run_get({"--out", dir.str(), "--cacert", pki.ca, server.url("/bytes/5000/s.bin")});
+    const run_result trusted =
+        run_get({"--out", dir.str(), "--cacert", pki.ca, server.url("/bytes/5000/s.bin")});
     INFO(trusted.output);
     CHECK(trusted.status == 0);
     CHECK(read_file(dir.path / "s.bin") == pattern_text(5000));
@@ -568,8 +582,8 @@ TEST_CASE("coring-get over https trusts --cacert, refuses an unknown certificate
         run_get({"--out", dir.str(), "--retries", "0", server.url("/refused.bin")});
     INFO(refused.output);
     CHECK(refused.status == 1);
-    CHECK(contains(refused.output, "FAILED " + server.url("/refused.bin") + ": GET " + server.url("/refused.bin") +
-                                       ": cannot connect: "));
+    CHECK(contains(refused.output, "FAILED " + server.url("/refused.bin") + ": GET " +
+                                       server.url("/refused.bin") + ": cannot connect: "));
     CHECK(contains(refused.output, "certificate"));
     CHECK(server.hits("/refused.bin") == 0);
 
@@ -582,7 +596,8 @@ TEST_CASE("coring-get over https trusts --cacert, refuses an unknown certificate
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
-TEST_CASE("coring-get on a terminal redraws one progress line with carriage returns" * doctest::timeout(120)) {
+TEST_CASE("coring-get on a terminal redraws one progress line with carriage returns" *
+          doctest::timeout(120)) {
   const int fds = coring_test::settled_fd_count();
   {
     scripted_server server;
@@ -615,7 +630,8 @@ TEST_CASE("coring-get on Ctrl-C cancels its downloads, removes their .part files
       std::error_code ec;
       return fs::file_size(part, ec) == 1000 && !ec;
     };
-    const run_result r = run_get({"--out", dir.str(), server.url("/dribble/d.bin"), server.url("/stall/e.bin")}, o);
+    const run_result r =
+        run_get({"--out", dir.str(), server.url("/dribble/d.bin"), server.url("/stall/e.bin")}, o);
     INFO(r.output);
     CHECK(r.status == 130);
     CHECK(contains(r.output, "interrupted: 0 downloaded, 0 failed"));
