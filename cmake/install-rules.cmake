@@ -1,7 +1,8 @@
 # Install rules: the libraries, their public headers, and a CMake package so a
 # user's project can say find_package(coring) and link coring::runtime.
 # tests/package/ is the consumer that proves it (scripts/test builds it against
-# an installed tree).
+# an installed tree). Programs (tools/coring-get) are installed to bin/ by
+# tools/CMakeLists.txt.
 
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
