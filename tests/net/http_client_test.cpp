@@ -5,6 +5,8 @@
 #include <coring/error.hpp>
 #include <coring/gather.hpp>
 #include <coring/http/blocking_client.hpp>
+#include <coring/net/buffered_reader.hpp>
+#include <coring/net/tls.hpp>
 #include <coring/sleep.hpp>
 #include <coring/spawn.hpp>
 #include <coring/task.hpp>
@@ -694,6 +696,58 @@ TEST_CASE("save streams the body to a file under its name only when complete" * 
   CHECK(!std::filesystem::exists(dir.path() / "saved.bin.part"));
   CHECK(!std::filesystem::exists(broken));
   CHECK(!std::filesystem::exists(dir.path() / "broken.bin.part"));
+}
+
+TEST_CASE("a TLS failure in a response's head or body is a protocol_error naming the URL, not a cancellation" *
+          doctest::timeout(20)) {
+  const coring_test::test_pki& pki = coring_test::pki();
+  run_net([&]() -> task<> {
+    namespace net = coring::net;
+    net::tls_context server_ctx = net::tls_context::server({.cert_file = pki.server.cert, .key_file = pki.server.key});
+    auto listener = net::tcp_listener::bind(net::address::loopback_v4(0));
+    const std::string url = "https://127.0.0.1:" + std::to_string(listener.local_address().port()) + "/cut";
+    // First connection: the head and 100 of the 1,000 bytes it announces
+    // through TLS, then bytes that are no TLS record, on the socket itself.
+    // Second: those bytes at once, in place of a response.
+    auto server = coring::spawn([](net::tcp_listener& l, net::tls_context& ctx) -> task<> {
+      for (int round = 0; round < 2; ++round) {
+        net::tcp_stream tcp = co_await l.accept();
+        const int fd = tcp.native_handle();  // the same socket under the TLS stream
+        net::tls_stream conn = co_await net::tls_stream::accept(ctx, std::move(tcp));
+        net::buffered_reader in(conn);
+        (void)co_await in.read_until("\r\n\r\n", 16384);
+        if (round == 0) {
+          const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + std::string(100, 'b');
+          co_await conn.write_all(std::as_bytes(std::span(head.data(), head.size())));
+        }
+        const std::string garbage(64, '\x42');
+        CHECK(::write(fd, garbage.data(), garbage.size()) == 64);
+        co_await coring::sleep_for(200ms);
+      }
+    }(listener, server_ctx));
+
+    http::client session({.tls = {.ca_file = pki.ca}});
+    auto r = co_await session.get(url);
+    CHECK(r.status() == 200);
+    std::string what;
+    try {
+      (void)co_await r.bytes();
+    } catch (const http::protocol_error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("GET " + url) != std::string::npos);
+    CHECK(what.find("in the middle of the body") != std::string::npos);
+
+    what.clear();
+    try {
+      (void)co_await session.get(url);
+    } catch (const http::protocol_error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("GET " + url + ": the connection failed") != std::string::npos);
+    CHECK(session.stats().connections_opened == 2);
+    co_await server;
+  }());
 }
 
 TEST_CASE("a request cancelled in the middle of its body closes its connection instead of pooling it" *

@@ -391,12 +391,14 @@ task<bool> client_state::send_and_read_head(connection& c, const prepared_reques
     } else {
       io_failure = std::current_exception();
     }
+  } catch (const net::tls_error&) {
+    io_failure = std::current_exception();  // a bad record or an alert from a TLS stream
   }
   if (closed_unanswered) co_return false;
   if (timed_out) throw_timeout(r.method, r.url, timed_out_phase, d.limit_of(timed_out_phase));
   try {
     std::rethrow_exception(io_failure);
-  } catch (const coring::io_error& e) {
+  } catch (const coring::error& e) {
     throw protocol_error(describe_request(r.method, r.url) + ": the connection failed: " + e.what());
   }
 }

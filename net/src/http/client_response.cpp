@@ -179,7 +179,8 @@ task<std::span<const std::byte>> client_response::next_piece() {
         }
       } catch (const coring::timeout_error&) {
         timed_out = true;
-      } catch (const coring::io_error& e) {
+      } catch (const coring::error& e) {
+        // io_error, and a TLS stream's tls_error (a bad record, an alert).
         failed = std::make_exception_ptr(protocol_error(describe() + ": the connection failed in the middle of the body (after " +
                                                         std::to_string(received_) + " bytes): " + e.what()));
       } catch (...) {
