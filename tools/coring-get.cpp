@@ -18,6 +18,7 @@
 #include <coring/file.hpp>
 #include <coring/http/client.hpp>
 #include <coring/http/client_error.hpp>
+#include <coring/http/date.hpp>
 #include <coring/http/error.hpp>
 #include <coring/http/url.hpp>
 #include <coring/semaphore.hpp>
@@ -75,7 +76,8 @@ constexpr const char* usage_text =
     "  --retry-delay SECONDS  the first wait before a retry; each further one doubles,\n"
     "                         and each is shortened by a random part of up to a half;\n"
     "                         a wait is at most 60 s, and at least the Retry-After of\n"
-    "                         a 429 or 503 given in seconds, up to 60 s (default: 0.5)\n"
+    "                         a 429 or 503 (seconds, or an HTTP date: the time until\n"
+    "                         then), up to 60 s (default: 0.5)\n"
     "  --timeout SECONDS      the connect timeout (resolving, connecting and the TLS\n"
     "                         handshake, together) and the read timeout (the longest\n"
     "                         wait for the next bytes of the response); a download may\n"
@@ -417,14 +419,25 @@ std::string reason_of(std::exception_ptr e) {
   }
 }
 
-/// The wait a 429 or 503 asks for in whole seconds (Retry-After: 120), if it does.
+/// The wait, in seconds, a 429 or 503 asks for with Retry-After (RFC 9110
+/// section 10.2.3), if it does: whole seconds ("120"), or an HTTP date, whose
+/// wait is the time until then (0 once it has passed). Anything else is
+/// ignored: the backoff alone applies.
 std::optional<double> retry_after(const http::client_response& resp) {
   if (resp.status() != 429 && resp.status() != 503) return std::nullopt;
   const auto field = resp.headers().get("Retry-After");
-  if (!field || field->empty() || field->size() > 9) return std::nullopt;
-  if (!std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  return std::stod(std::string(*field));  // an HTTP date instead is ignored: the backoff applies
+  if (!field || field->empty()) return std::nullopt;
+  if (std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (field->size() > 9) return std::nullopt;
+    return std::stod(std::string(*field));
+  }
+  const auto when = http::parse_date(*field);
+  if (!when) return std::nullopt;
+  // In double seconds: a date far off (year 9999, year 0) must not overflow.
+  using seconds = std::chrono::duration<double>;
+  const seconds then(when->time_since_epoch());
+  const seconds now(std::chrono::system_clock::now().time_since_epoch());
+  return std::max(0.0, (then - now).count());
 }
 
 /// One attempt: GET the URL and stream its body into PATH.part, renamed to
