@@ -11,7 +11,9 @@
 // On a terminal it redraws one progress line (files done, bytes, rate);
 // otherwise it prints one line per finished file. Either way a summary ends
 // the run. Exit status: 0 all downloaded, 1 some failed, 2 usage error,
-// 130 interrupted by Ctrl-C.
+// 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (kill PID,
+// timeout(1), a service manager): either way the downloads in flight are
+// cancelled and their .part files removed.
 
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
@@ -22,10 +24,13 @@
 #include <coring/http/error.hpp>
 #include <coring/http/url.hpp>
 #include <coring/semaphore.hpp>
+#include <coring/signal.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
+#include <coring/when_any.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,7 +97,9 @@ constexpr const char* usage_text =
     "Output goes to stderr: on a terminal one progress line redrawn in place, else\n"
     "'ok URL -> PATH (N bytes, X s)' or 'FAILED URL: reason' per file; then\n"
     "'N downloaded, M failed, BYTES bytes in S s (RATE)'.\n"
-    "Exit status: 0 all downloaded, 1 some failed, 2 usage error, 130 interrupted.\n";
+    "Exit status: 0 all downloaded, 1 some failed, 2 usage error, 130 interrupted by\n"
+    "Ctrl-C (SIGINT), 143 stopped by SIGTERM; either way the downloads in flight are\n"
+    "cancelled and their .part files removed.\n";
 
 /// A command line that cannot be run: the message, then exit status 2.
 class usage_error : public coring::error {
@@ -567,6 +574,19 @@ coring::task<> download_all(const settings& s, const std::vector<job>& jobs, rep
   co_await session.close();
 }
 
+/// Returns once SIGTERM arrives. From its first await SIGTERM is blocked and
+/// read through the ring, so it no longer ends the process at once.
+coring::task<> sigterm() { co_await coring::signal(SIGTERM); }
+
+/// download_all, unless SIGTERM comes first: then the downloads are cancelled
+/// (each removes its .part) and awaited. True if SIGTERM stopped them.
+coring::task<bool> download_all_until_sigterm(const settings& s, const std::vector<job>& jobs,
+                                              reporter& out) {
+  // SIGTERM's watch first, so that it is in place before any .part exists.
+  const auto first = co_await coring::when_any(sigterm(), download_all(s, jobs, out));
+  co_return first.index() == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -591,7 +611,10 @@ int main(int argc, char** argv) {
   const std::vector<job> jobs = plan(s);
   reporter out(jobs.size(), s.quiet);
   try {
-    coring::run(download_all(s, jobs, out));
+    if (coring::run(download_all_until_sigterm(s, jobs, out))) {
+      out.summary(true);
+      return 128 + SIGTERM;
+    }
   } catch (const coring::interrupted&) {
     out.summary(true);
     return 130;

@@ -228,13 +228,15 @@ class scripted_server {
 
 struct run_result {
   int status = -1;     // the exit status; 128 + N if killed by signal N; -1 if it timed out
+  bool killed = false;  // a signal ended it (rather than its own exit)
   std::string output;  // stdout and stderr (or the terminal's output)
 };
 
 struct run_options {
   bool terminal = false;              // under a pseudo-terminal (forkpty) instead of a pipe
   std::optional<std::string> input;   // its stdin; /dev/null when absent
-  std::function<bool()> interrupt_when;  // polled; once true, SIGINT is sent
+  std::function<bool(const std::string& output)> interrupt_when;  // polled; once true, the signal is sent
+  int interrupt_with = SIGINT;                                     // that signal
 };
 
 /// Runs coring-get with `args` and waits for it (at most 60 s).
@@ -300,8 +302,8 @@ run_result run_get(const std::vector<std::string>& args, const run_options& o = 
       ::kill(pid, SIGKILL);
       break;
     }
-    if (o.interrupt_when && !interrupted && o.interrupt_when()) {
-      ::kill(pid, SIGINT);
+    if (o.interrupt_when && !interrupted && o.interrupt_when(r.output)) {
+      ::kill(pid, o.interrupt_with);
       interrupted = true;
     }
     pollfd p{out_read, POLLIN, 0};
@@ -315,7 +317,10 @@ run_result run_get(const std::vector<std::string>& args, const run_options& o = 
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.status = 128 + WTERMSIG(status);
+  if (WIFSIGNALED(status)) {
+    r.status = 128 + WTERMSIG(status);
+    r.killed = true;
+  }
   if (std::chrono::steady_clock::now() > deadline) r.status = -1;
   return r;
 }
@@ -522,6 +527,52 @@ TEST_CASE(
   CHECK(coring_test::fd_count_returns_to(fds));
 }
 
+TEST_CASE("coring-get on SIGTERM cancels its downloads, removes their .part files and exits 143" *
+          doctest::timeout(120)) {
+  const int fds = coring_test::settled_fd_count();
+  {
+    scripted_server server;
+    temp_dir dir;
+    run_options o;
+    const fs::path part = dir.path / "d.bin.part";
+    o.interrupt_with = SIGTERM;
+    o.interrupt_when = [&](const std::string&) {
+      std::error_code ec;
+      return fs::file_size(part, ec) == 1000 && !ec;
+    };
+    const run_result r =
+        run_get({"--out", dir.str(), server.url("/dribble/d.bin"), server.url("/stall/e.bin")}, o);
+    INFO(r.output);
+    CHECK(r.status == 143);
+    CHECK_FALSE(r.killed);  // its own exit, after the cleanup, not SIGTERM's default action
+    CHECK(contains(r.output, "interrupted: 0 downloaded, 0 failed"));
+    CHECK(names_in(dir.path).empty());
+  }
+  CHECK(coring_test::fd_count_returns_to(fds));
+}
+
+TEST_CASE("coring-get caps a far Retry-After date at 60 s and SIGTERM ends that wait with status 143" *
+          doctest::timeout(120)) {
+  const int fds = coring_test::settled_fd_count();
+  {
+    scripted_server server;
+    temp_dir dir;
+    run_options o;
+    o.interrupt_with = SIGTERM;
+    o.interrupt_when = [](const std::string& output) { return contains(output, "again in 60.00 s)"); };
+    const run_result r =
+        run_get({"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/far/f.txt")}, o);
+    INFO(r.output);
+    CHECK(r.status == 143);
+    CHECK_FALSE(r.killed);  // its own exit, after the cleanup, not SIGTERM's default action
+    CHECK(contains(r.output, ": 503 Service Unavailable (attempt 1 of 2 failed; again in 60.00 s)"));
+    CHECK(contains(r.output, "interrupted: 0 downloaded, 0 failed"));
+    CHECK(server.hits("/far/f.txt") == 1);
+    CHECK(names_in(dir.path).empty());
+  }
+  CHECK(coring_test::fd_count_returns_to(fds));
+}
+
 TEST_CASE("coring-get retries a body cut short and leaves neither the file nor its .part" *
           doctest::timeout(120)) {
   const int fds = coring_test::settled_fd_count();
@@ -689,7 +740,7 @@ TEST_CASE("coring-get on Ctrl-C cancels its downloads, removes their .part files
     temp_dir dir;
     run_options o;
     const fs::path part = dir.path / "d.bin.part";
-    o.interrupt_when = [&] {
+    o.interrupt_when = [&](const std::string&) {
       std::error_code ec;
       return fs::file_size(part, ec) == 1000 && !ec;
     };
