@@ -11,20 +11,26 @@
 // On a terminal it redraws one progress line (files done, bytes, rate);
 // otherwise it prints one line per finished file. Either way a summary ends
 // the run. Exit status: 0 all downloaded, 1 some failed, 2 usage error,
-// 130 interrupted by Ctrl-C.
+// 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (kill PID,
+// timeout(1), a service manager): either way the downloads in flight are
+// cancelled and their .part files removed.
 
 #include <coring/error.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/file.hpp>
 #include <coring/http/client.hpp>
 #include <coring/http/client_error.hpp>
+#include <coring/http/date.hpp>
 #include <coring/http/error.hpp>
 #include <coring/http/url.hpp>
 #include <coring/semaphore.hpp>
+#include <coring/signal.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
+#include <coring/when_any.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,7 +81,8 @@ constexpr const char* usage_text =
     "  --retry-delay SECONDS  the first wait before a retry; each further one doubles,\n"
     "                         and each is shortened by a random part of up to a half;\n"
     "                         a wait is at most 60 s, and at least the Retry-After of\n"
-    "                         a 429 or 503 given in seconds, up to 60 s (default: 0.5)\n"
+    "                         a 429 or 503 (seconds, or an HTTP date: the time until\n"
+    "                         then), up to 60 s (default: 0.5)\n"
     "  --timeout SECONDS      the connect timeout (resolving, connecting and the TLS\n"
     "                         handshake, together) and the read timeout (the longest\n"
     "                         wait for the next bytes of the response); a download may\n"
@@ -90,7 +97,9 @@ constexpr const char* usage_text =
     "Output goes to stderr: on a terminal one progress line redrawn in place, else\n"
     "'ok URL -> PATH (N bytes, X s)' or 'FAILED URL: reason' per file; then\n"
     "'N downloaded, M failed, BYTES bytes in S s (RATE)'.\n"
-    "Exit status: 0 all downloaded, 1 some failed, 2 usage error, 130 interrupted.\n";
+    "Exit status: 0 all downloaded, 1 some failed, 2 usage error, 130 interrupted by\n"
+    "Ctrl-C (SIGINT), 143 stopped by SIGTERM; either way the downloads in flight are\n"
+    "cancelled and their .part files removed.\n";
 
 /// A command line that cannot be run: the message, then exit status 2.
 class usage_error : public coring::error {
@@ -417,14 +426,25 @@ std::string reason_of(std::exception_ptr e) {
   }
 }
 
-/// The wait a 429 or 503 asks for in whole seconds (Retry-After: 120), if it does.
+/// The wait, in seconds, a 429 or 503 asks for with Retry-After (RFC 9110
+/// section 10.2.3), if it does: whole seconds ("120"), or an HTTP date, whose
+/// wait is the time until then (0 once it has passed). Anything else is
+/// ignored: the backoff alone applies.
 std::optional<double> retry_after(const http::client_response& resp) {
   if (resp.status() != 429 && resp.status() != 503) return std::nullopt;
   const auto field = resp.headers().get("Retry-After");
-  if (!field || field->empty() || field->size() > 9) return std::nullopt;
-  if (!std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  return std::stod(std::string(*field));  // an HTTP date instead is ignored: the backoff applies
+  if (!field || field->empty()) return std::nullopt;
+  if (std::all_of(field->begin(), field->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (field->size() > 9) return std::nullopt;
+    return std::stod(std::string(*field));
+  }
+  const auto when = http::parse_date(*field);
+  if (!when) return std::nullopt;
+  // In double seconds: a date far off (year 9999, year 0) must not overflow.
+  using seconds = std::chrono::duration<double>;
+  const seconds then(when->time_since_epoch());
+  const seconds now(std::chrono::system_clock::now().time_since_epoch());
+  return std::max(0.0, (then - now).count());
 }
 
 /// One attempt: GET the URL and stream its body into PATH.part, renamed to
@@ -554,6 +574,19 @@ coring::task<> download_all(const settings& s, const std::vector<job>& jobs, rep
   co_await session.close();
 }
 
+/// Returns once SIGTERM arrives. From its first await SIGTERM is blocked and
+/// read through the ring, so it no longer ends the process at once.
+coring::task<> sigterm() { co_await coring::signal(SIGTERM); }
+
+/// download_all, unless SIGTERM comes first: then the downloads are cancelled
+/// (each removes its .part) and awaited. True if SIGTERM stopped them.
+coring::task<bool> download_all_until_sigterm(const settings& s, const std::vector<job>& jobs,
+                                              reporter& out) {
+  // SIGTERM's watch first, so that it is in place before any .part exists.
+  const auto first = co_await coring::when_any(sigterm(), download_all(s, jobs, out));
+  co_return first.index() == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -578,7 +611,10 @@ int main(int argc, char** argv) {
   const std::vector<job> jobs = plan(s);
   reporter out(jobs.size(), s.quiet);
   try {
-    coring::run(download_all(s, jobs, out));
+    if (coring::run(download_all_until_sigterm(s, jobs, out))) {
+      out.summary(true);
+      return 128 + SIGTERM;
+    }
   } catch (const coring::interrupted&) {
     out.summary(true);
     return 130;

@@ -6,6 +6,7 @@
 
 #include <coring/error.hpp>
 #include <coring/future.hpp>
+#include <coring/http/date.hpp>
 #include <coring/loop_thread.hpp>
 #include <coring/net/buffered_reader.hpp>
 #include <coring/net/tcp.hpp>
@@ -57,6 +58,11 @@ using namespace std::chrono_literals;
 ///   /missing/...     404
 ///   /flaky/...       503 to the first two requests for that path, then 200 "recovered"
 ///   /busy/...        429 with Retry-After: 1 to the first request for that path, then 200 "done"
+///   /later/...       503 with Retry-After: the HTTP date 2 s from now (rounded down to the
+///                    second) to the first request for that path, then 200 "later"
+///   /past/...        503 with Retry-After: Fri, 31 Dec 1999 23:59:59 GMT, then 200 "past"
+///   /far/...         503 with Retry-After: Fri, 31 Dec 9999 23:59:59 GMT, then 200 "far"
+///   /garbage/...     503 with Retry-After: soon-ish, then 200 "garbage"
 ///   /truncated/...   Content-Length 1000, 100 bytes sent, then the connection closed
 ///   /stall/...       no answer at all
 ///   /dribble/...     Content-Length 1000000, 1000 bytes sent, then nothing more
@@ -85,6 +91,11 @@ class scripted_server {
     std::lock_guard lock(mutex_);
     auto it = hits_.find(path);
     return it == hits_.end() ? 0 : it->second;
+  }
+  /// When each request for `path` came, in order.
+  [[nodiscard]] std::vector<std::chrono::steady_clock::time_point> hit_times(const std::string& path) {
+    std::lock_guard lock(mutex_);
+    return hit_times_[path];
   }
   [[nodiscard]] int max_requests_at_once() {
     std::lock_guard lock(mutex_);
@@ -134,6 +145,7 @@ class scripted_server {
       {
         std::lock_guard lock(mutex_);
         hit = ++hits_[path];
+        hit_times_[path].push_back(std::chrono::steady_clock::now());
       }
       count(in_flight_, max_in_flight_, +1);
       struct done {
@@ -163,6 +175,16 @@ class scripted_server {
     } else if (path.starts_with("/busy/")) {
       out = hit == 1 ? "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
                      : reply(200, "OK", "done");
+    } else if (path.starts_with("/later/") || path.starts_with("/past/") || path.starts_with("/far/") ||
+               path.starts_with("/garbage/")) {
+      const std::string kind = path.substr(1, path.find('/', 1) - 1);
+      std::string when = "soon-ish";
+      if (kind == "later") when = coring::http::format_date(std::chrono::system_clock::now() + 2s);
+      if (kind == "past") when = "Fri, 31 Dec 1999 23:59:59 GMT";
+      if (kind == "far") when = "Fri, 31 Dec 9999 23:59:59 GMT";
+      out = hit == 1 ? "HTTP/1.1 503 Service Unavailable\r\nRetry-After: " + when +
+                           "\r\nContent-Length: 0\r\n\r\n"
+                     : reply(200, "OK", kind);
     } else if (path.starts_with("/truncated/")) {
       co_await conn.write_all(coring_test::bytes_of("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" +
                                                     std::string(100, 't')));
@@ -193,6 +215,7 @@ class scripted_server {
   std::uint16_t port_ = 0;
   std::mutex mutex_;
   std::map<std::string, int> hits_;  // requests per path
+  std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> hit_times_;  // and when
   int in_flight_ = 0;                // requests read and not yet answered
   int max_in_flight_ = 0;
   int connections_ = 0;              // connections open
@@ -205,13 +228,15 @@ class scripted_server {
 
 struct run_result {
   int status = -1;     // the exit status; 128 + N if killed by signal N; -1 if it timed out
+  bool killed = false;  // a signal ended it (rather than its own exit)
   std::string output;  // stdout and stderr (or the terminal's output)
 };
 
 struct run_options {
   bool terminal = false;              // under a pseudo-terminal (forkpty) instead of a pipe
   std::optional<std::string> input;   // its stdin; /dev/null when absent
-  std::function<bool()> interrupt_when;  // polled; once true, SIGINT is sent
+  std::function<bool(const std::string& output)> interrupt_when;  // polled; once true, the signal is sent
+  int interrupt_with = SIGINT;                                     // that signal
 };
 
 /// Runs coring-get with `args` and waits for it (at most 60 s).
@@ -277,8 +302,8 @@ run_result run_get(const std::vector<std::string>& args, const run_options& o = 
       ::kill(pid, SIGKILL);
       break;
     }
-    if (o.interrupt_when && !interrupted && o.interrupt_when()) {
-      ::kill(pid, SIGINT);
+    if (o.interrupt_when && !interrupted && o.interrupt_when(r.output)) {
+      ::kill(pid, o.interrupt_with);
       interrupted = true;
     }
     pollfd p{out_read, POLLIN, 0};
@@ -292,7 +317,10 @@ run_result run_get(const std::vector<std::string>& args, const run_options& o = 
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.status = 128 + WTERMSIG(status);
+  if (WIFSIGNALED(status)) {
+    r.status = 128 + WTERMSIG(status);
+    r.killed = true;
+  }
   if (std::chrono::steady_clock::now() > deadline) r.status = -1;
   return r;
 }
@@ -455,6 +483,99 @@ TEST_CASE(
     CHECK(server.hits("/busy/c.txt") == 2);
     CHECK(contains(busy.output, ": 429 Too Many Requests (attempt 1 of 2 failed; again in 1.00 s)"));
     CHECK(read_file(dir.path / "c.txt") == "done");
+  }
+  CHECK(coring_test::fd_count_returns_to(fds));
+}
+
+TEST_CASE(
+    "coring-get waits until the HTTP date of a Retry-After and falls back to the backoff for a bad one" *
+    doctest::timeout(120)) {
+  const int fds = coring_test::settled_fd_count();
+  {
+    scripted_server server;
+    temp_dir dir;
+    // The date is 1 to 2 s ahead when sent: the retry comes no sooner than that.
+    const run_result later =
+        run_get({"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/later/a.txt")});
+    INFO(later.output);
+    CHECK(later.status == 0);
+    CHECK(read_file(dir.path / "a.txt") == "later");
+    const auto times = server.hit_times("/later/a.txt");
+    REQUIRE(times.size() == 2);
+    // 1 s, less a little for system_clock (the date) against steady_clock (the hits).
+    CHECK(times[1] - times[0] >= 950ms);
+    // The wait it announced: the date less the time it read the answer, so a little under 1 s when
+    // the date was sent just before a second ended and took a while to arrive, never over 2 s.
+    const std::string announced = ": 503 Service Unavailable (attempt 1 of 2 failed; again in ";
+    const std::size_t at = later.output.find(announced);
+    REQUIRE(at != std::string::npos);
+    const double wait = std::stod(later.output.substr(at + announced.size()));
+    CHECK(wait > 0.5);
+    CHECK(wait <= 2.0);
+
+    // A date passed asks for no wait: the backoff alone (0.005 to 0.01 s) applies.
+    const run_result past =
+        run_get({"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/past/b.txt")});
+    INFO(past.output);
+    CHECK(past.status == 0);
+    CHECK(server.hits("/past/b.txt") == 2);
+    CHECK(read_file(dir.path / "b.txt") == "past");
+    CHECK(contains(past.output, ": 503 Service Unavailable (attempt 1 of 2 failed; again in 0.0"));
+
+    // Neither seconds nor a date: ignored, the backoff applies and the retry still happens.
+    const run_result garbage = run_get(
+        {"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/garbage/c.txt")});
+    INFO(garbage.output);
+    CHECK(garbage.status == 0);
+    CHECK(server.hits("/garbage/c.txt") == 2);
+    CHECK(read_file(dir.path / "c.txt") == "garbage");
+    CHECK(contains(garbage.output, ": 503 Service Unavailable (attempt 1 of 2 failed; again in 0.0"));
+  }
+  CHECK(coring_test::fd_count_returns_to(fds));
+}
+
+TEST_CASE("coring-get on SIGTERM cancels its downloads, removes their .part files and exits 143" *
+          doctest::timeout(120)) {
+  const int fds = coring_test::settled_fd_count();
+  {
+    scripted_server server;
+    temp_dir dir;
+    run_options o;
+    const fs::path part = dir.path / "d.bin.part";
+    o.interrupt_with = SIGTERM;
+    o.interrupt_when = [&](const std::string&) {
+      std::error_code ec;
+      return fs::file_size(part, ec) == 1000 && !ec;
+    };
+    const run_result r =
+        run_get({"--out", dir.str(), server.url("/dribble/d.bin"), server.url("/stall/e.bin")}, o);
+    INFO(r.output);
+    CHECK(r.status == 143);
+    CHECK_FALSE(r.killed);  // its own exit, after the cleanup, not SIGTERM's default action
+    CHECK(contains(r.output, "interrupted: 0 downloaded, 0 failed"));
+    CHECK(names_in(dir.path).empty());
+  }
+  CHECK(coring_test::fd_count_returns_to(fds));
+}
+
+TEST_CASE("coring-get caps a far Retry-After date at 60 s and SIGTERM ends that wait with status 143" *
+          doctest::timeout(120)) {
+  const int fds = coring_test::settled_fd_count();
+  {
+    scripted_server server;
+    temp_dir dir;
+    run_options o;
+    o.interrupt_with = SIGTERM;
+    o.interrupt_when = [](const std::string& output) { return contains(output, "again in 60.00 s)"); };
+    const run_result r =
+        run_get({"--out", dir.str(), "--retries", "1", "--retry-delay", "0.01", server.url("/far/f.txt")}, o);
+    INFO(r.output);
+    CHECK(r.status == 143);
+    CHECK_FALSE(r.killed);  // its own exit, after the cleanup, not SIGTERM's default action
+    CHECK(contains(r.output, ": 503 Service Unavailable (attempt 1 of 2 failed; again in 60.00 s)"));
+    CHECK(contains(r.output, "interrupted: 0 downloaded, 0 failed"));
+    CHECK(server.hits("/far/f.txt") == 1);
+    CHECK(names_in(dir.path).empty());
   }
   CHECK(coring_test::fd_count_returns_to(fds));
 }
@@ -626,7 +747,7 @@ TEST_CASE("coring-get on Ctrl-C cancels its downloads, removes their .part files
     temp_dir dir;
     run_options o;
     const fs::path part = dir.path / "d.bin.part";
-    o.interrupt_when = [&] {
+    o.interrupt_when = [&](const std::string&) {
       std::error_code ec;
       return fs::file_size(part, ec) == 1000 && !ec;
     };

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string_view>
+#include <type_traits>
 
 namespace http = coring::http;
 using std::chrono::seconds;
@@ -35,6 +36,29 @@ TEST_SUITE("net/http_date") {
     CHECK(http::parse_date("Sunday, 06-Nov-94 08:49:37 GMT") == t);
     CHECK(http::parse_date("Sun Nov  6 08:49:37 1994") == t);
     CHECK(http::parse_date("  Sun, 06 Nov 1994 08:49:37 GMT ") == t);
+  }
+
+  TEST_CASE("the three forms of one date name the same time") {
+    const auto t = system_clock::time_point(seconds(946684799));
+    CHECK(http::parse_date("Fri, 31 Dec 1999 23:59:59 GMT") == t);
+    CHECK(http::parse_date("Friday, 31-Dec-99 23:59:59 GMT") == t);
+    CHECK(http::parse_date("Fri Dec 31 23:59:59 1999") == t);
+  }
+
+  TEST_CASE("dates beyond what system_clock holds saturate instead of overflowing") {
+    const auto far = http::parse_date("Fri, 31 Dec 9999 23:59:59 GMT");
+    const auto early = http::parse_date("Mon, 01 Jan 0001 00:00:00 GMT");
+    REQUIRE(far.has_value());
+    REQUIRE(early.has_value());
+    CHECK(*far > *http::parse_date("Thu, 31 Dec 2099 23:59:59 GMT"));
+    CHECK(*early < *http::parse_date("Thu, 01 Jan 1970 00:00:00 GMT"));
+    if constexpr (std::is_same_v<system_clock::duration, std::chrono::nanoseconds>) {
+      CHECK(*far == system_clock::time_point::max());
+      CHECK(*early == system_clock::time_point::min());
+      // The last second that fits is still exact.
+      CHECK(http::parse_date("Fri, 11 Apr 2262 23:47:16 GMT") ==
+            system_clock::time_point(seconds(9223372036)));
+    }
   }
 
   TEST_CASE("text that is not an HTTP date gives nullopt") {

@@ -88,7 +88,16 @@ std::optional<std::chrono::system_clock::time_point> make(std::int64_t y, unsign
   // Leap seconds (60) are allowed by the grammar; they fold into the next minute.
   if (mo < 1 || mo > 12 || d < 1 || d > days_in(y, mo) || h > 23 || mi > 59 || se > 60) return std::nullopt;
   const std::int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-  return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
+  // system_clock may count nanoseconds (libstdc++ does): then dates before
+  // 21 Sep 1677 or after 11 Apr 2262 do not fit, and converting them would
+  // overflow. They saturate instead, which keeps their order against any
+  // other time.
+  using time_point = std::chrono::system_clock::time_point;
+  constexpr std::int64_t most =
+      std::chrono::duration_cast<std::chrono::seconds>(time_point::duration::max()).count();
+  if (secs > most) return time_point::max();
+  if (secs < -most) return time_point::min();
+  return time_point(std::chrono::seconds(secs));
 }
 }  // namespace
 

@@ -28,7 +28,9 @@ void format_date(std::chrono::system_clock::time_point t, char* out) noexcept;
 
 /// The time an HTTP date names, or nullopt if `text` is not one of the three
 /// forms (or names an impossible day or time). Leading and trailing
-/// whitespace is ignored.
+/// whitespace is ignored. A date beyond what system_clock can hold (with
+/// libstdc++, before 21 Sep 1677 or after 11 Apr 2262) gives time_point::min()
+/// or max().
 [[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_date(std::string_view text) noexcept;
 
 }  // namespace coring::http
