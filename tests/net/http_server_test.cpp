@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "support/allocations.hpp"
 #include "support/fds.hpp"
 #include "support/http.hpp"
 #include "support/stopwatch.hpp"
@@ -230,6 +231,49 @@ TEST_SUITE("net/http_server") {
           CHECK(r.body == "item " + std::to_string(i));
         }
       }
+    });
+  }
+
+  TEST_CASE("a kept-alive or pipelined small response costs the server no heap allocation" *
+            doctest::timeout(20)) {
+    // The handlers run on the server's thread: /allocations answers how many
+    // operator new calls that thread has made so far.
+    http::router app;
+    app.get("/", hello);
+    app.get("/allocations", [](http::request&) -> coring::task<http::response> {
+      co_return http::response::text(std::to_string(coring_test::allocations_on_this_thread()));
+    });
+    with_server(app, {}, [](http_fixture& f) {
+      raw_client c(f.port());
+      const auto allocations = [&c] {
+        REQUIRE(c.send("GET /allocations HTTP/1.1\r\nHost: t\r\n\r\n"));
+        return std::stoul(c.response().body);
+      };
+      std::string sixteen;
+      for (int i = 0; i < 16; ++i) sixteen += get_root;
+      const auto pipelined = [&] {
+        for (int round = 0; round < 10; ++round) {
+          REQUIRE(c.send(sixteen));
+          for (int i = 0; i < 16; ++i) REQUIRE(c.response().body == "hello");
+        }
+      };
+      const auto one_by_one = [&] {
+        for (int i = 0; i < 100; ++i) {
+          REQUIRE(c.send(get_root));
+          REQUIRE(c.response().body == "hello");
+        }
+      };
+      pipelined();  // warm the thread's caches (parsers, response buffers)
+      one_by_one();
+      const unsigned long before = allocations();
+      one_by_one();
+      const unsigned long after_100 = allocations();
+      pipelined();
+      const unsigned long after_260 = allocations();
+      // Only the /allocations requests themselves may allocate (their handler's frame
+      // is not counted; the count is taken before its response is built).
+      CHECK(after_100 - before <= 2);
+      CHECK(after_260 - after_100 <= 2);
     });
   }
 

@@ -166,8 +166,11 @@ class connection final : public body_source {
     }
   }
 
+  // A string's own inline room (15 bytes in libstdc++) is never 0: a buffer
+  // on the heap is one with more than that.
+  static bool holds_buffer(const std::string& s) noexcept { return s.capacity() > std::string().capacity(); }
   void begin_out() {
-    if (out_.capacity() == 0) out_ = take_buffer();
+    if (!holds_buffer(out_)) out_ = take_buffer();
   }
   void append_status_line(int status) {
     begin_out();
@@ -361,7 +364,7 @@ task<> connection<Stream>::run() {
           link_.deadline_ns = head_deadline;
         } else {
           // Idle: hold no buffer of any kind while waiting, nor a parser.
-          if (out_.capacity() != 0) give_back_buffer(out_);
+          if (holds_buffer(out_)) give_back_buffer(out_);
           if (parser_) give_back_parser(parser_, limits_);
           set_phase(phase::idle, st_.options.idle_timeout);
         }
