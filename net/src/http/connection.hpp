@@ -174,6 +174,11 @@ class connection final : public body_source {
   }
   void append_status_line(int status) {
     begin_out();
+    if (status == 200) {
+      out_ += st_.ok_head;
+      out_ += date_field();
+      return;
+    }
     out_ += "HTTP/1.1 ";
     append_number(out_, static_cast<std::uint64_t>(status));
     out_ += ' ';
@@ -259,7 +264,10 @@ class connection final : public body_source {
   }
 
   task<response> dispatch(request& req);
+  // Appends a response to out_, or sends it (files, streams); false if the client has gone.
   task<bool> send_response(request& req, response& r);
+  // A response whose body is in memory: appended to out_ without a coroutine.
+  void append_buffer_response(const response& r);
   task<bool> send_file_response(request& req, response& r);
   task<bool> send_stream_response(response& r);
 
@@ -486,7 +494,11 @@ task<> connection<Stream>::run() {
 
     // ---- the response
     const std::uint64_t sent_before = st_.stats.bytes_sent + out_.size();
-    if (!co_await send_response(req, r)) co_return;
+    if (r.kind() == response::body_kind::buffer) {
+      append_buffer_response(r);
+    } else if (!co_await send_response(req, r)) {
+      co_return;
+    }
     count_status(r.status());
     if (st_.options.access_log)
       log_access(st_, req, r.status(), st_.stats.bytes_sent + out_.size() - sent_before,
@@ -542,6 +554,12 @@ task<bool> connection<Stream>::send_response(request& req, response& r) {
     default:
       break;
   }
+  append_buffer_response(r);
+  co_return true;
+}
+
+template <class Stream>
+void connection<Stream>::append_buffer_response(const response& r) {
   const int status = r.status();
   if (bodiless(status)) {
     // RFC 9110 section 8.6: no Content-Length in a 1xx or 204; a 304's would describe the file it stands for.
@@ -550,7 +568,6 @@ task<bool> connection<Stream>::send_response(request& req, response& r) {
     append_head(status, r, r.body().size(), false);
     if (!head_only_) out_ += r.body();
   }
-  co_return true;
 }
 
 // ---------------------------------------------------------------- streamed bodies

@@ -159,6 +159,8 @@ server_state::server_state(const router& a, server_options o) : app(&a), options
                             options.write_timeout, options.linger_timeout});
   tick = std::clamp<std::chrono::nanoseconds>(shortest / 8, std::chrono::milliseconds(5),
                                               std::chrono::seconds(1));
+  ok_head = "HTTP/1.1 200 OK\r\n";
+  if (!options.server_name.empty()) ok_head += "Server: " + options.server_name + "\r\n";
 }
 
 void server_state::link(connection_link& c) noexcept {

@@ -71,6 +71,7 @@ struct server_state {
   coring::event drained;                   // set when stopping and the last connection has ended
   std::chrono::nanoseconds tick;           // the sweeper's period
   stop_options stop_with;                  // stop()'s options
+  std::string ok_head;                     // "HTTP/1.1 200 OK\r\n" and the Server field: most heads start so
   std::uint16_t port = 0;                  // listening on (0: not serving)
   bool stopping = false;                   // stop() was called
   bool serving = false;                    // serve() runs
