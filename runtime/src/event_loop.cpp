@@ -35,7 +35,7 @@ std::int64_t now_ns() noexcept {
 // reads it to know, without a system call, whether entering the kernel would
 // reap anything, and before it leaves the loop to its host (docs/runtime.md,
 // "Embedding").
-unsigned setup_ring(io_uring& ring, unsigned entries) {
+unsigned setup_ring(io_uring& ring, unsigned entries, unsigned& features) {
   const unsigned candidates[] = {
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -48,10 +48,42 @@ unsigned setup_ring(io_uring& ring, unsigned entries) {
     p.flags = flags | IORING_SETUP_CQSIZE;
     p.cq_entries = entries * 4;  // room for bursts of completions beyond the SQ size
     err = io_uring_queue_init_params(entries, &ring, &p);
-    if (err == 0) return flags;
+    if (err == 0) {
+      features = p.features;
+      return flags;
+    }
     if (err != -EINVAL) break;
   }
   throw io_error(-err, "event_loop: creating an io_uring with " + std::to_string(entries) + " entries");
+}
+
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)  // Linux 6.12; liburing 2.3's headers predate it
+#endif
+
+// The batched wait of options::batch_wait: submits what is queued, then
+// lets the kernel hold the wake-up for up to `min_wait_us` until `want`
+// completions are there, and after that wake on the first (io_uring's
+// min-wait). liburing 2.3 cannot pass min_wait_usec (the field it calls
+// `pad`), so this publishes the queued SQEs itself, as io_uring_submit()
+// does for a ring without SQPOLL, and enters with the extended argument.
+// `wait_ns` < 0: no deadline; a distant one is passed all the same, since
+// without one the kernel would return at the end of the min-wait even with
+// nothing to reap, and an idle loop would wake every `min_wait_us`.
+int wait_batched(io_uring& ring, unsigned want, unsigned min_wait_us, std::int64_t wait_ns) noexcept {
+  const unsigned tail = ring.sq.sqe_tail;
+  const unsigned to_submit = tail - ring.sq.sqe_head;
+  ring.sq.sqe_head = tail;
+  io_uring_smp_store_release(ring.sq.ktail, tail);
+  constexpr std::int64_t distant_ns = 3600 * std::int64_t{1'000'000'000};
+  if (wait_ns < 0 || wait_ns > distant_ns) wait_ns = distant_ns;
+  __kernel_timespec ts{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
+  io_uring_getevents_arg arg{};
+  arg.pad = min_wait_us;  // min_wait_usec
+  arg.ts = reinterpret_cast<std::uint64_t>(&ts);
+  return io_uring_enter2(static_cast<unsigned>(ring.ring_fd), to_submit, want,
+                         IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, reinterpret_cast<sigset_t*>(&arg),
+                         sizeof arg);
 }
 
 std::string describe(std::exception_ptr e) {
@@ -133,8 +165,11 @@ event_loop::event_loop() : event_loop(options{}) {}
 
 event_loop::event_loop(const options& opts)
     : core_(std::make_unique<detail::loop_core>()), owner_(std::this_thread::get_id()) {
-  core_->setup_flags = setup_ring(core_->ring, opts.ring_entries);
+  unsigned features = 0;
+  core_->setup_flags = setup_ring(core_->ring, opts.ring_entries, features);
   core_->slice_ns = std::max<std::int64_t>(0, opts.run_once_slice.count());
+  if ((features & IORING_FEAT_MIN_TIMEOUT) && opts.batch_wait.count() > 0)
+    core_->batch_wait_us = static_cast<unsigned>(std::min<std::int64_t>(opts.batch_wait.count(), 1'000'000));
   int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) {
     int err = errno;
@@ -199,6 +234,10 @@ event_loop::statistics event_loop::stats() const noexcept {
   statistics s = stats_;
   s.wakeups = inbox_->wakeups();  // counted by the producers, in the inbox
   return s;
+}
+
+std::chrono::microseconds event_loop::batch_wait() const noexcept {
+  return std::chrono::microseconds(core_->batch_wait_us);
 }
 
 void event_loop::set_exception_handler(exception_handler handler) { on_error_ = std::move(handler); }
@@ -411,7 +450,14 @@ void event_loop::step(bool may_block, std::int64_t max_wait_ns) {
     if (inbox_->try_park()) {
       ++stats_.blocking_waits;
       int r;
-      if (wait_ns < 0) {
+      // A timer due sooner than the batch window shortens it (the kernel
+      // would otherwise hold the timer's wake-up to the window's end).
+      const std::int64_t window_us =
+          wait_ns < 0 ? c.batch_wait_us : std::min<std::int64_t>(c.batch_wait_us, wait_ns / 1000);
+      if (window_us > 0 && c.in_flight >= 8) {
+        const auto want = static_cast<unsigned>(std::clamp<std::size_t>(c.in_flight / 4, 2, 64));
+        r = wait_batched(ring, want, static_cast<unsigned>(window_us), wait_ns);
+      } else if (wait_ns < 0) {
         r = io_uring_submit_and_wait(&ring, 1);
       } else {
         io_uring_cqe* cqe = nullptr;

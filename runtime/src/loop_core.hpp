@@ -28,6 +28,7 @@ class loop_core {
   completion efd_completion{};     // user_data of the eventfd poll
   std::vector<completion*> pending_cancels;  // cancels that found the SQ full, sent first by the next step
   std::int64_t slice_ns = 0;       // options::run_once_slice: how long run_once() runs ready work
+  unsigned batch_wait_us = 0;      // options::batch_wait where the kernel has min-wait, else 0
   bool eventfd_registered = false; // the inbox's eventfd is registered with the ring (first run_once())
   bool kernel_signals = false;     // ...and the kernel signals it (IORING_CQ_EVENTFD_DISABLED clear);
                                    // off while the loop blocks in the ring itself, on while a host holds it
