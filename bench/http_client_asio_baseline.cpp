@@ -81,7 +81,11 @@ asio::awaitable<void> worker(const tcp::resolver::results_type& endpoints, const
   co_await asio::async_connect(socket, endpoints, asio::use_awaitable);
   beast_http::request<beast_http::empty_body> req{beast_http::verb::get, s.target, 11};
   req.set(beast_http::field::host, s.host + ":" + s.port);
-  req.set(beast_http::field::user_agent, "beast-bench");
+  // The fields coring's client (and aiohttp) send by default, so that nginx
+  // does the same work for each client's requests.
+  req.set(beast_http::field::user_agent, "beast-http/1.74");
+  req.set(beast_http::field::accept, "*/*");
+  req.set(beast_http::field::accept_encoding, "gzip, deflate");
   // Beast reads as much as the buffer has room for (at most 64 KiB): without
   // this reserve a 100 KiB body arrives in 200 reads of 512 bytes.
   boost::beast::flat_buffer buffer;

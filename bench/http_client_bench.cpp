@@ -2,8 +2,11 @@
 // rate and the client's CPU cost (bench/run_http_client_bench starts nginx
 // and runs Boost.Beast, aiohttp, curl and wrk against it in the same run).
 //
-//   build/release/bench/http_client_bench --requests 10000 --connections 100 [--size BYTES] URL
+//   build/release/bench/http_client_bench --requests 10000 --connections 100 [--size BYTES]
+//       [--batch-wait MICROSECONDS] URL
 //
+// --batch-wait sets the loop's options::batch_wait (batched wake-ups; 0, the
+// default, leaves them off).
 // One session with limit = --connections; as many workers as connections,
 // each taking the next request from a shared count, GET, the body read whole
 // (resp.bytes()). Every status must be 200 and, with --size, every body
@@ -33,6 +36,7 @@ struct settings {
   std::size_t requests = 10000;
   std::size_t connections = 100;
   long long size = -1;  // expected body bytes; -1: not checked
+  long long batch_wait_us = 0;  // the loop's options::batch_wait
   std::string url;
 };
 
@@ -92,19 +96,23 @@ int main(int argc, char** argv) {
       s.connections = std::strtoull(value().c_str(), nullptr, 10);
     } else if (arg == "--size") {
       s.size = std::atoll(value().c_str());
+    } else if (arg == "--batch-wait") {
+      s.batch_wait_us = std::atoll(value().c_str());
     } else if (arg.rfind("http", 0) == 0 && s.url.empty()) {
       s.url = arg;
     } else {
-      std::printf("usage: http_client_bench [--requests N] [--connections N] [--size BYTES] URL\n");
+      std::printf("usage: http_client_bench [--requests N] [--connections N] [--size BYTES] [--batch-wait US] URL\n");
       return arg == "--help" ? 0 : 2;
     }
   }
   if (s.url.empty() || s.connections == 0) {
-    std::printf("usage: http_client_bench [--requests N] [--connections N] [--size BYTES] URL\n");
+    std::printf("usage: http_client_bench [--requests N] [--connections N] [--size BYTES] [--batch-wait US] URL\n");
     return 2;
   }
   try {
-    coring::run(main_task(s));
+    coring::run_options run;
+    run.loop.batch_wait = std::chrono::microseconds(s.batch_wait_us);
+    coring::run(main_task(s), run);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_client_bench: %s\n", e.what());
     return 1;
