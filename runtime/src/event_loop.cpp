@@ -72,9 +72,11 @@ unsigned setup_ring(io_uring& ring, unsigned entries, unsigned& features) {
 // nothing to reap, and an idle loop would wake every `min_wait_us`.
 int wait_batched(io_uring& ring, unsigned want, unsigned min_wait_us, std::int64_t wait_ns) noexcept {
   const unsigned tail = ring.sq.sqe_tail;
-  const unsigned to_submit = tail - ring.sq.sqe_head;
   ring.sq.sqe_head = tail;
   io_uring_smp_store_release(ring.sq.ktail, tail);
+  // Everything the kernel has not consumed, SQEs an earlier enter left
+  // behind (EBUSY, EAGAIN) included, as liburing counts them.
+  const unsigned to_submit = tail - io_uring_smp_load_acquire(ring.sq.khead);
   constexpr std::int64_t distant_ns = 3600 * std::int64_t{1'000'000'000};
   if (wait_ns < 0 || wait_ns > distant_ns) wait_ns = distant_ns;
   __kernel_timespec ts{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
