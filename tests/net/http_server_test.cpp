@@ -130,6 +130,34 @@ TEST_SUITE("net/http_server") {
     });
   }
 
+  TEST_CASE("the Server field names options.server_name on every status, and an empty name sends none" *
+            doctest::timeout(20)) {
+    http::router app = make_app();
+    http::server_options named;
+    named.server_name = "custom/1.0";
+    with_server(app, named, [](http_fixture& f) {
+      raw_response ok = get(f.port(), "/");
+      CHECK(ok.head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+      CHECK(ok.field("Server") == "custom/1.0");
+      CHECK(ok.field("Date").has_value());
+      raw_response missing = get(f.port(), "/nowhere");
+      CHECK(missing.status == 404);
+      CHECK(missing.field("Server") == "custom/1.0");
+    });
+    http::server_options anonymous;
+    anonymous.server_name = "";
+    with_server(app, anonymous, [](http_fixture& f) {
+      raw_response ok = get(f.port(), "/");
+      CHECK(ok.head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+      CHECK_FALSE(ok.field("Server").has_value());
+      CHECK(ok.field("Date").has_value());
+      CHECK(ok.body == "hello");
+      raw_response missing = get(f.port(), "/nowhere");
+      CHECK(missing.status == 404);
+      CHECK_FALSE(missing.field("Server").has_value());
+    });
+  }
+
   TEST_CASE("HEAD gets the GET route's fields without its body" * doctest::timeout(20)) {
     http::router app = make_app();
     with_server(app, {}, [](http_fixture& f) {

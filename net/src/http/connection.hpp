@@ -166,9 +166,6 @@ class connection final : public body_source {
     }
   }
 
-  // A string's own inline room (15 bytes in libstdc++) is never 0: a buffer
-  // on the heap is one with more than that.
-  static bool holds_buffer(const std::string& s) noexcept { return s.capacity() > std::string().capacity(); }
   void begin_out() {
     if (!holds_buffer(out_)) out_ = take_buffer();
   }

@@ -98,7 +98,7 @@ std::string take_buffer() noexcept {
 }
 
 void give_back_buffer(std::string& s) noexcept {
-  if (s.capacity() <= std::string().capacity()) return;  // nothing on the heap
+  if (!holds_buffer(s)) return;  // nothing on the heap
   std::vector<std::string>& cache = buffer_cache();
   if (s.capacity() <= max_cached_capacity && cache.size() < max_cached_buffers) {
     try {

@@ -48,6 +48,11 @@ struct connection_link {
 /// Gives `p`, between two messages, back to this thread's cache (or frees it).
 void give_back_parser(std::unique_ptr<message_parser>& p, parser_limits limits) noexcept;
 
+/// True if `s` has a buffer on the heap. A string's inline room (15 bytes in
+/// libstdc++) makes its capacity never 0, so that is not the test.
+[[nodiscard]] inline bool holds_buffer(const std::string& s) noexcept {
+  return s.capacity() > std::string().capacity();
+}
 /// A response buffer from this thread's cache (so idle connections keep none).
 [[nodiscard]] std::string take_buffer() noexcept;
 /// Gives `s` back to this thread's cache (emptied).
