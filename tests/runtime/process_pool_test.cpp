@@ -308,6 +308,11 @@ struct no_free_descriptors {
     // descriptor free, reports a valid object as having an invalid vptr. The
     // pool builds an io_error under the limit: check that call once now.
     (void)coring::io_error(EMFILE, "warm-up").what();
+    // It also destroys job states there, and the last reference to an earlier
+    // job may still be the pool thread's: check a state's destructor now.
+    auto* state = new coring::detail::future_state<int>;  // two references
+    state->release();
+    state->release();
     ::getrlimit(RLIMIT_NOFILE, &saved);
     rlimit r = saved;
     r.rlim_cur = static_cast<rlim_t>(limit);
