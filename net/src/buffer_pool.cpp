@@ -58,6 +58,8 @@ buffer_pool* buffer_pool::create(event_loop& loop, std::size_t buffer_size, unsi
     p->release();
     throw std::bad_alloc();
   }
+  p->depth_ = initial_depth;
+  p->post(p->depth_);
   return p;
 }
 
@@ -78,24 +80,52 @@ bool buffer_pool::grow() noexcept {
   if (!chunk) return false;
   try {
     chunks_.push_back(chunk);
+    spare_.reserve(made_ + per_chunk);  // so that recycle() never allocates
   } catch (...) {
+    if (!chunks_.empty() && chunks_.back() == chunk) chunks_.pop_back();
     std::free(chunk);
     return false;
   }
-  const int mask = io_uring_buf_ring_mask(entries_);
-  for (unsigned i = 0; i < per_chunk; ++i) {
-    auto id = static_cast<std::uint16_t>(made_ + i);
-    io_uring_buf_ring_add(br_, chunk + std::size_t{i} * buffer_size_, static_cast<unsigned>(buffer_size_), id, mask,
-                          static_cast<int>(i));
-  }
-  io_uring_buf_ring_advance(br_, per_chunk);
+  // The chunk's first buffer ends on top.
+  for (unsigned i = per_chunk; i-- > 0;) spare_.push_back(static_cast<std::uint16_t>(made_ + i));
   made_ += per_chunk;
   return true;
 }
 
+unsigned buffer_pool::post(unsigned n) noexcept {
+  const int mask = io_uring_buf_ring_mask(entries_);
+  unsigned k = 0;
+  for (; k < n && !spare_.empty(); ++k) {
+    const std::uint16_t id = spare_.back();
+    spare_.pop_back();
+    io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(buffer_size_), id, mask, static_cast<int>(k));
+  }
+  if (k) {
+    io_uring_buf_ring_advance(br_, static_cast<int>(k));
+    posted_ += k;
+  }
+  return k;
+}
+
+void buffer_pool::taken() noexcept {
+  if (posted_ > 0) --posted_;
+  if (posted_ < depth_) post(depth_ - posted_);
+}
+
 void buffer_pool::recycle(std::uint16_t id) noexcept {
-  io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(buffer_size_), id, io_uring_buf_ring_mask(entries_), 0);
-  io_uring_buf_ring_advance(br_, 1);
+  spare_.push_back(id);  // within the capacity reserved when the buffer was made
+  if (posted_ < depth_) post(depth_ - posted_);
+}
+
+bool buffer_pool::refill() noexcept {
+  // Completions are seen in the order the kernel made them, so those that
+  // took the ring's last buffers have been seen, and taken() has topped it
+  // up since: this read is one more than the ring was deep for. Deepen it
+  // by one per such read, so that its depth follows the largest burst.
+  if (depth_ < max_) ++depth_;
+  if (spare_.empty()) (void)grow();
+  post(depth_ > posted_ ? depth_ - posted_ : 0);
+  return posted_ > 0;
 }
 
 void give_back(buffer_pool* pool, std::uint16_t id) noexcept {

@@ -178,12 +178,13 @@ void lent_read_operation::prep(io_uring_sqe* sqe, detail::socket_operation& op) 
   }
 }
 
-bool lent_read_operation::step(detail::socket_operation& op, int res, unsigned) noexcept {
+bool lent_read_operation::step(detail::socket_operation& op, int res, unsigned flags) noexcept {
   auto& self = static_cast<lent_read_operation&>(op);
+  if (flags & IORING_CQE_F_BUFFER) self.stream_->pool()->taken();
   if (res != -ENOBUFS || self.own_ || self.cancel_pending()) return true;
-  // Every buffer of the pool is lent out: make more, or past the pool's
-  // limit read into one of our own.
-  if (!self.stream_->pool()->grow()) {
+  // The pool's ring is empty: put more buffers in it, or, every buffer
+  // lent out at the pool's limit, read into one of our own.
+  if (!self.stream_->pool()->refill()) {
     self.own_ = own_buffer(own_size);
     if (!self.own_) return true;
   }

@@ -31,8 +31,10 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <set>
 #include <unordered_set>
 #include <thread>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -611,6 +613,41 @@ TEST_CASE("an idle accepted connection pins no buffer and the pool grows with co
     CHECK(listener.stats().buffers >= 96);
     CHECK(listener.stats().buffers <= 128);
     held.clear();  // back to the ring
+  }());
+}
+
+TEST_CASE("a lent buffer given back is lent again soon: one reader cycles through the shallow ring, not the whole pool" *
+          doctest::timeout(10)) {
+  run_net([]() -> task<> {
+    tcp_listener listener = coring_test::loopback_listener({.buffer_size = 1024, .max_buffers = 256});
+    tcp_stream client = co_await tcp_stream::connect(listener.local_address());
+    tcp_stream server = co_await listener.accept();
+    // Make the pool grow: 40 buffers held at once.
+    std::vector<coring::net::lent_buffer> held;
+    std::vector<tcp_stream> clients, servers;
+    for (int i = 0; i < 40; ++i) {
+      clients.push_back(co_await tcp_stream::connect(listener.local_address()));
+      servers.push_back(co_await listener.accept());
+      co_await clients.back().write_all(bytes_of("h"));
+      held.push_back(co_await servers.back().read_lent());
+    }
+    held.clear();
+    const std::size_t made = listener.stats().buffers;
+    CHECK(made >= 64);
+    // One reader, one message at a time: a ring handing out every free
+    // buffer in turn would cycle through all of them; the shallow ring
+    // refilled from the most recently given back uses its depth (8, and a
+    // few more that the reads which found it empty above added) and the one
+    // just returned.
+    std::set<const std::byte*> used;
+    for (int i = 0; i < 300; ++i) {
+      co_await client.write_all(bytes_of("m" + std::to_string(i)));
+      coring::net::lent_buffer b = co_await server.read_lent();
+      CHECK(b.text() == "m" + std::to_string(i));
+      used.insert(b.data());
+    }
+    CHECK(used.size() <= 16);
+    CHECK(listener.stats().buffers == made);
   }());
 }
 
