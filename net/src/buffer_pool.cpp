@@ -122,10 +122,11 @@ bool buffer_pool::refill() noexcept {
   // took the ring's last buffers have been seen, and taken() has topped it
   // up since: this read is one more than the ring was deep for. Deepen it
   // by one per such read, so that its depth follows the largest burst.
+  // Only a buffer put in now is sure to be there for the resubmitted read
+  // (were posted_ ever to overcount, trusting it could resubmit forever).
   if (depth_ < max_) ++depth_;
   if (spare_.empty()) (void)grow();
-  post(depth_ > posted_ ? depth_ - posted_ : 0);
-  return posted_ > 0;
+  return post(depth_ > posted_ ? depth_ - posted_ : 1) > 0;
 }
 
 void give_back(buffer_pool* pool, std::uint16_t id) noexcept {

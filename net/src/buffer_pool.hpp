@@ -57,8 +57,8 @@ class buffer_pool {
   /// Gives buffer `id` back.
   void recycle(std::uint16_t id) noexcept;
   /// A read found the ring empty: deepens it, making buffers if none is
-  /// spare. False if no buffer could be put in it (the pool is at
-  /// max_buffers and every buffer is lent, or out of memory).
+  /// spare. False if no buffer could be put in it now (none spare at
+  /// max_buffers, or out of memory): the read then uses one of its own.
   bool refill() noexcept;
   /// Buffers made so far.
   [[nodiscard]] unsigned buffers() const noexcept { return made_; }
